@@ -1,0 +1,392 @@
+"""Benchmark an exported style against the A12 frame budget (15 fps at 480x853).
+
+The protocol is the reference article's: N inferences (100) on one 480x853 frame, the
+first dropped because it includes warm-up (graph compilation, allocation), then the
+median, 90th percentile, mean and fps (1000 / mean, i.e. sustained throughput) of the
+rest. It runs on every runtime present here: Keras on TensorFlow (the model rebuilt
+from the trained weights), TFLite with XNNPACK (ai_edge_litert), ONNX Runtime (CPU),
+Core ML only on macOS (coremltools cannot predict elsewhere: the skip and its reason
+are recorded), and, when PyTorch is importable, the classic PyTorch network of
+pytorch/examples for comparison. Host CPU timings say nothing direct about an iPhone,
+so the A12 figures come from the cost model of the exported Core ML program
+(livestyle.costmodel) and are labelled "estimate" everywhere they appear.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from livestyle import costmodel
+from livestyle.atomic import atomic_path, write_json, write_text
+from livestyle.config import NetworkConfig, _build
+from livestyle.errors import LivestyleError
+
+RUNTIMES = ("keras", "tflite", "onnx", "coreml", "torch")
+ESTIMATE = "estimate"  # the label every cost-model figure carries
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    runs: int = 100  # inferences per runtime, including the dropped ones
+    drop_first: int = 1  # warm-up runs left out of the statistics
+    threads: int = 2  # CPU threads for TF, TFLite, ONNX Runtime, PyTorch
+    runtimes: tuple = RUNTIMES
+    budget_fps: float = 15.0
+    size: tuple = (853, 480)  # [height, width] of the benchmarked model
+    torch_blocks: tuple = (5, 3)  # PyTorch reference: the classic 5 blocks, and the shipped depth
+    seed: int = 0
+    profiles: dict = field(default_factory=costmodel.default_profiles)  # name -> DeviceProfile
+
+    def __post_init__(self):
+        if self.runs <= self.drop_first or self.drop_first < 0:
+            raise LivestyleError("params.yaml", f"bench.runs ({self.runs}) must exceed bench.drop_first ({self.drop_first})")
+        unknown = sorted(set(self.runtimes) - set(RUNTIMES))
+        if unknown:
+            raise LivestyleError("params.yaml", f"bench.runtimes: unknown {', '.join(unknown)} (have {', '.join(RUNTIMES)})")
+
+    @classmethod
+    def from_params(cls, d):
+        d = dict(d or {})
+        profiles = costmodel.profiles_from_params(d.pop("profiles", None))
+        return dataclasses.replace(_build(cls, d, "bench"), profiles=profiles)
+
+    @property
+    def budget_ms(self) -> float:
+        return 1e3 / self.budget_fps
+
+
+# -- protocol --------------------------------------------------------------------
+
+
+def time_runs(fn: Callable[[], Any], runs: int, desc: str = "bench", clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Milliseconds of each of `runs` calls of `fn`, in order (nothing dropped yet)."""
+    from tqdm import tqdm
+
+    times = []
+    for _ in tqdm(range(runs), desc=desc, unit="run", leave=False):
+        t0 = clock()
+        fn()
+        times.append((clock() - t0) * 1e3)
+    return times
+
+
+def summarize(times_ms: list[float], drop_first: int, budget_fps: float = costmodel.BUDGET_FPS) -> dict[str, Any]:
+    """The article's statistics over the runs left after dropping the first ones."""
+    kept = np.asarray(times_ms[drop_first:], dtype=np.float64)
+    if kept.size == 0:
+        raise ValueError("no runs left after dropping the warm-up runs")
+    mean = float(kept.mean())
+    return {
+        "median_ms": round(float(np.median(kept)), 3),
+        "p90_ms": round(float(np.percentile(kept, 90)), 3),
+        "mean_ms": round(mean, 3),
+        "fps": round(1e3 / mean, 3),
+        "runs_timed": int(kept.size),
+        "dropped_ms": [round(t, 3) for t in times_ms[:drop_first]],
+        "meets_budget": bool(float(np.median(kept)) <= 1e3 / budget_fps),
+    }
+
+
+def bench_input(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """One fixed frame, NHWC float32 RGB 0..255 (content does not change the cost)."""
+    return np.random.default_rng(seed).uniform(0, 255, (1, height, width, 3)).astype(np.float32)
+
+
+# -- runners: each returns a zero-argument callable doing one inference ----------
+
+
+def keras_runner(weights_path: Path | None, net_cfg: NetworkConfig, x: np.ndarray, threads: int):
+    _tf_threads(threads)
+    from livestyle.network import build_transformer
+
+    model = build_transformer(net_cfg, x.shape[1], x.shape[2])
+    if weights_path is not None:
+        if not Path(weights_path).exists():
+            raise LivestyleError(weights_path, "no such weights file")
+        model.load_weights(str(weights_path))
+    # predict_on_batch compiles the graph once (in the dropped first run), like an app
+    return lambda: model.predict_on_batch(x)
+
+
+def _tf_threads(threads: int) -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # TF already initialised in this process: keep its setting
+
+
+def tflite_runner(path: Path, x: np.ndarray, threads: int):
+    from ai_edge_litert.interpreter import Interpreter
+
+    # XNNPACK is LiteRT's default CPU delegate for float models
+    interp = Interpreter(model_path=str(path), num_threads=threads)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    if tuple(inp["shape"]) != x.shape:
+        raise LivestyleError(path, f"input shape {tuple(inp['shape'])}, the bench feeds {x.shape}")
+
+    def run():
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        return interp.get_tensor(out["index"])
+
+    return run
+
+
+def onnx_runner(path: Path, x: np.ndarray, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda: sess.run(None, {name: x})
+
+
+def coreml_runner(path: Path, x: np.ndarray):
+    import coremltools as ct
+    from PIL import Image
+
+    model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.ALL)
+    img = Image.fromarray(x[0].clip(0, 255).astype(np.uint8))
+    return lambda: model.predict({"image": img})
+
+
+def coreml_skip_reason() -> str | None:
+    if platform.system() != "Darwin":
+        return f"Core ML predicts only on macOS (coremltools has no runtime on {platform.system()})"
+    return None
+
+
+def _model_path(export_dir: Path, style: str, fmt: str, h: int, w: int) -> Path | None:
+    from livestyle.export import model_filename
+
+    for multiple in (False, True):
+        p = Path(export_dir) / model_filename(style, fmt, h, w, multiple)
+        if p.exists():
+            return p
+    return None
+
+
+def runners(export_dir: Path, style: str, weights_path: Path | None, net_cfg: NetworkConfig, cfg: BenchConfig, x: np.ndarray):
+    """name -> (callable | None, skip reason | None), built lazily one at a time."""
+    h, w = x.shape[1:3]
+    for name in cfg.runtimes:
+        if name == "torch":
+            continue  # the PyTorch reference is a separate comparison
+        if name == "keras":
+            yield name, (lambda: keras_runner(weights_path, net_cfg, x, cfg.threads)), None
+            continue
+        if name == "coreml" and (reason := coreml_skip_reason()):
+            yield name, None, reason
+            continue
+        fmt = {"tflite": "tflite", "onnx": "onnx", "coreml": "mlprogram"}[name]
+        path = _model_path(export_dir, style, fmt, h, w)
+        if path is None:
+            yield name, None, f"no {fmt} model for {style} at {w}x{h} in {export_dir}"
+        elif name == "tflite":
+            yield name, (lambda p=path: tflite_runner(p, x, cfg.threads)), None
+        elif name == "onnx":
+            yield name, (lambda p=path: onnx_runner(p, x, cfg.threads)), None
+        else:
+            yield name, (lambda p=path: coreml_runner(p, x)), None
+
+
+def bench_runner(make: Callable[[], Callable], cfg: BenchConfig, desc: str) -> dict:
+    fn = make()
+    stats = summarize(time_runs(fn, cfg.runs, desc), cfg.drop_first, cfg.budget_fps)
+    del fn
+    gc.collect()
+    return stats
+
+
+def torch_comparison(cfg: BenchConfig, height: int, width: int, host: dict) -> dict:
+    """PyTorch's classic network timed here, and how the shipped model compares."""
+    try:
+        from livestyle.torch_reference import torch_runner
+    except ImportError as exc:
+        return {"skipped": f"PyTorch not importable ({exc})"}
+    import torch
+
+    out: dict[str, Any] = {"torch_version": torch.__version__, "mode": "eager, torch.inference_mode, float32"}
+    for blocks in cfg.torch_blocks:
+        key = f"torch_{blocks}_blocks"
+        out[key] = bench_runner(lambda b=blocks: torch_runner(b, height, width, cfg.threads, cfg.seed), cfg, f"bench {key}")
+    # ratio > 1: the shipped model is that many times faster than PyTorch's network
+    out["speedup_vs_torch"] = {
+        f"{rt}_vs_torch_{b}_blocks": round(out[f"torch_{b}_blocks"]["median_ms"] / host[rt]["median_ms"], 3)
+        for rt in host if "median_ms" in host[rt] for b in cfg.torch_blocks
+    }
+    return out
+
+
+# -- the stage entry -------------------------------------------------------------
+
+
+def bench_style(export_dir: Path, style: str, weights_path: Path | None, net_cfg: NetworkConfig, cfg: BenchConfig,
+                out_dir: Path) -> dict:
+    """Time every runtime, estimate the A12, write bench.json, bench.md and bench.png."""
+    export_dir, out_dir = Path(export_dir), Path(out_dir)
+    h, w = (int(v) for v in cfg.size)
+    x = bench_input(h, w, cfg.seed)
+    load_before = _load()
+    host: dict[str, Any] = {}
+    for name, make, reason in runners(export_dir, style, weights_path, net_cfg, cfg, x):
+        host[name] = {"skipped": reason} if reason else bench_runner(make, cfg, f"bench {style} {name}")
+
+    result: dict[str, Any] = {
+        "style": style,
+        "size": {"height": h, "width": w},
+        "protocol": {"runs": cfg.runs, "drop_first": cfg.drop_first, "threads": cfg.threads},
+        "budget": {"fps": cfg.budget_fps, "ms": round(cfg.budget_ms, 2)},
+        "host": host,
+    }
+    if "torch" in cfg.runtimes:
+        result["torch_comparison"] = torch_comparison(cfg, h, w, host)
+    # a shared machine's load explains noisy host figures: record it with them
+    result["machine"] = {**_machine(), "load_1m_before": load_before, "load_1m_after": _load()}
+
+    mlpackage = _model_path(export_dir, style, "mlprogram", h, w)
+    if mlpackage is None:
+        result["a12_estimate"] = {"skipped": f"no mlprogram for {style} at {w}x{h} in {export_dir}"}
+    else:
+        cost = costmodel.program_cost(costmodel.load_program(mlpackage))
+        result["cost"] = cost.summary()
+        result["a12_estimate"] = costmodel.estimates(cost, cfg.profiles, cfg.budget_fps)
+        result["a12_estimate"]["profiles"] = {n: costmodel.profile_dict(p) for n, p in cfg.profiles.items()}
+
+    write_json(out_dir / "bench.json", result)
+    write_text(out_dir / "bench.md", markdown(result))
+    plot(result, out_dir / "bench.png")
+    return result
+
+
+def _load() -> float | None:
+    import os
+
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def _machine() -> dict:
+    import os
+
+    return {"system": platform.system(), "machine": platform.machine(), "cpus": os.cpu_count()}
+
+
+# -- reporting ---------------------------------------------------------------------
+
+
+def _estimate_rows(result: dict) -> list[tuple[str, dict]]:
+    est = result.get("a12_estimate") or {}
+    return [(n, e) for n, e in est.items() if isinstance(e, dict) and "latency_ms_estimate" in e]
+
+
+def markdown(result: dict) -> str:
+    size = result["size"]
+    budget = result["budget"]
+    lines = [
+        f"# Benchmark: {result['style']} at {size['width']}x{size['height']}",
+        "",
+        f"{result['protocol']['runs']} runs per runtime, first {result['protocol']['drop_first']} dropped, "
+        f"{result['protocol']['threads']} threads; budget {budget['fps']:g} fps = {budget['ms']} ms/frame. "
+        f"Host: {result['machine']['cpus']} CPUs, load average {result['machine']['load_1m_before']} before, "
+        f"{result['machine']['load_1m_after']} after.",
+        "",
+        "## Host (measured)",
+        "",
+        "| runtime | median ms | p90 ms | mean ms | fps | meets budget |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    rows = dict(result["host"])
+    tc = result.get("torch_comparison") or {}
+    rows.update({k: v for k, v in tc.items() if k.startswith("torch_") and isinstance(v, dict) and "median_ms" in v})
+    for name, s in rows.items():
+        if "skipped" in s:
+            lines.append(f"| {name} | skipped: {s['skipped']} | | | | |")
+        else:
+            lines.append(f"| {name} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['mean_ms']:.1f} | {s['fps']:.2f} | "
+                         f"{'yes' if s['meets_budget'] else 'no'} |")
+    if tc.get("speedup_vs_torch"):
+        lines += ["", "Speed-up of the shipped model over PyTorch (torch median / runtime median): "
+                  + ", ".join(f"{k} {v:.2f}x" for k, v in tc["speedup_vs_torch"].items())]
+    elif tc.get("skipped"):
+        lines += ["", f"PyTorch comparison skipped: {tc['skipped']}"]
+    est = _estimate_rows(result)
+    lines += ["", "## A12 (estimate, from the Core ML program's cost model)", ""]
+    if est:
+        lines += ["| profile | latency ms (estimate) | fps (estimate) | compute ms (estimate) | memory ms (estimate) | meets budget (estimate) |",
+                  "|---|---:|---:|---:|---:|---|"]
+        for n, e in est:
+            lines.append(f"| {n} | {e['latency_ms_estimate']:.1f} | {e['fps_estimate']:.1f} | {e['compute_ms_estimate']:.1f} | "
+                         f"{e['memory_ms_estimate']:.1f} | {'yes' if e['meets_budget_estimate'] else 'no'} |")
+    else:
+        lines.append(f"skipped: {(result.get('a12_estimate') or {}).get('skipped', 'no cost model')}")
+    if "cost" in result:
+        c = result["cost"]
+        lines += ["", f"Core ML program: {c['gflops']:.2f} GFLOPs, {c['params']:,} parameters, "
+                  f"{c['weight_bytes'] / 2**20:.2f} MiB weights, peak activations {c['peak_activation_bytes'] / 2**20:.1f} MiB, "
+                  f"{sum(c['op_counts'].values())} ops."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> Path:
+    """Bars: host medians (p90 whiskers) and A12 estimates (hatched), budget line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, values, errs, colors, hatches = [], [], [], [], []
+    rows = {k: v for k, v in result["host"].items() if "median_ms" in v}
+    tc = result.get("torch_comparison") or {}
+    rows.update({k: v for k, v in tc.items() if k.startswith("torch_") and isinstance(v, dict) and "median_ms" in v})
+    for name, s in rows.items():
+        labels.append(f"{name} (host, measured)")
+        values.append(s["median_ms"])
+        errs.append(max(s["p90_ms"] - s["median_ms"], 0))
+        colors.append("#4c72b0" if not name.startswith("torch") else "#8172b2")
+        hatches.append("")
+    for n, e in _estimate_rows(result):
+        labels.append(f"{n} (ESTIMATE)")
+        values.append(e["latency_ms_estimate"])
+        errs.append(0)
+        colors.append("#dd8452")
+        hatches.append("//")
+    fig, ax = plt.subplots(figsize=(8, 0.55 * max(len(labels), 2) + 1.6))
+    y = np.arange(len(labels))
+    bars = ax.barh(y, values, xerr=errs, color=colors, capsize=3)
+    for b, hatch in zip(bars, hatches):
+        b.set_hatch(hatch)
+    for yi, v, e in zip(y, values, errs):
+        ax.text((v + e) * 1.08, yi, f"{v:.0f} ms", va="center", fontsize=8)
+    budget = result["budget"]["ms"]
+    ax.axvline(budget, color="#c44e52", linestyle="--", label=f"{result['budget']['fps']:g} fps budget ({budget:.1f} ms)")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per frame (log scale); host: median with p90 whisker")
+    s = result["size"]
+    ax.set_title(f"{result['style']}: {s['width']}x{s['height']} inference; A12 bars are cost-model estimates", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    if values:
+        ax.set_xlim(min(values + [budget]) / 3, max(v + e for v, e in zip(values, errs)) * 2.5)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,126 @@
+"""The image transformer network: Johnson et al. 2016, pruned for phones.
+
+Defaults follow the reference article: 3 residual blocks (not 5) so a 480x853 frame
+fits the A12's 66 ms budget, and batch norm instead of instance norm, because batch
+norm folds into the convolutions at export while Keras instance norm does not fuse
+into one Core ML op (an fp16 risk, ../shared/NOTES.md).
+
+Choices:
+- resize-conv (nearest upsample, then conv) by default instead of transposed conv:
+  transposed convs leave checkerboard artifacts (Odena et al., Distill 2016).
+- reflection padding by default: zero padding darkens the borders.
+- any input size: the input is reflect-padded up to a multiple of 4 (two stride-2
+  stages) and the output cropped back, so 853 comes out as 853, not 852 or 856.
+- input and output are RGB in 0..255; the scaling happens inside the model so every
+  runtime and the Core ML image I/O see plain pixels.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from livestyle.config import NetworkConfig
+
+
+@keras.saving.register_keras_serializable(package="livestyle")
+class ReflectPad(layers.Layer):
+    """Pad height and width by reflection: (top, bottom), (left, right)."""
+
+    def __init__(self, pad, **kwargs):
+        super().__init__(**kwargs)
+        self.pad = tuple(tuple(int(v) for v in p) for p in pad)
+
+    def call(self, x):
+        (t, b), (l, r) = self.pad
+        return ops.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, shape):
+        (t, b), (l, r) = self.pad
+        h = None if shape[1] is None else shape[1] + t + b
+        w = None if shape[2] is None else shape[2] + l + r
+        return (shape[0], h, w, shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "pad": self.pad}
+
+
+def _norm(cfg: NetworkConfig, name: str):
+    if cfg.norm == "batch":
+        # momentum 0.9: short schedules must leave usable moving statistics for inference
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-3, name=name)
+    # instance norm == group norm with one channel per group
+    return layers.GroupNormalization(groups=-1, epsilon=1e-3, name=name)
+
+
+def _conv(x, cfg, filters, kernel, stride, name, separable=False):
+    if cfg.padding == "reflect" and kernel > 1:
+        p = kernel // 2
+        x = ReflectPad(((p, p), (p, p)), name=f"{name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    # no bias before a norm layer: the norm's beta replaces it
+    if separable:
+        return layers.SeparableConv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=name)(x)
+    return layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=name)(x)
+
+
+def _conv_block(x, cfg, filters, kernel, stride, name, relu=True, separable=False):
+    x = _conv(x, cfg, filters, kernel, stride, name, separable)
+    x = _norm(cfg, f"{name}_norm")(x)
+    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def _residual(x, cfg, filters, name):
+    y = _conv_block(x, cfg, filters, 3, 1, f"{name}_a", separable=cfg.separable)
+    y = _conv_block(y, cfg, filters, 3, 1, f"{name}_b", relu=False, separable=cfg.separable)
+    return layers.Add(name=f"{name}_add")([x, y])
+
+
+def _upsample(x, cfg, filters, name):
+    if cfg.upsample == "transpose":
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False, name=name)(x)
+        x = _norm(cfg, f"{name}_norm")(x)
+        return layers.ReLU(name=f"{name}_relu")(x)
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
+    return _conv_block(x, cfg, filters, 3, 1, name)
+
+
+def padding_for(size: int, multiple: int = 4) -> tuple[int, int]:
+    """Split the padding that brings `size` to a multiple, larger half at the end."""
+    extra = (-size) % multiple
+    return extra // 2, extra - extra // 2
+
+
+def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "transformer") -> keras.Model:
+    """Functional model (1..N, height, width, 3) RGB 0..255 -> same shape RGB 0..255.
+
+    Weights do not depend on height/width: train at 256x256, rebuild at 853x480 and
+    load the same weights for export.
+    """
+    inp = keras.Input((height, width, 3), name="image")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit")(inp)
+    pad_h, pad_w = padding_for(height), padding_for(width)
+    if any(pad_h + pad_w):
+        # reflection in training and export alike; cropped again at the end
+        x = ReflectPad((pad_h, pad_w), name="pad_to_4")(x)
+    w = cfg.width
+    x = _conv_block(x, cfg, w, 9, 1, "enc1")
+    x = _conv_block(x, cfg, 2 * w, 3, 2, "enc2")
+    x = _conv_block(x, cfg, 4 * w, 3, 2, "enc3")
+    for i in range(cfg.res_blocks):
+        x = _residual(x, cfg, 4 * w, f"res{i + 1}")
+    x = _upsample(x, cfg, 2 * w, "dec1")
+    x = _upsample(x, cfg, w, "dec2")
+    if cfg.padding == "reflect":
+        x = ReflectPad(((4, 4), (4, 4)), name="out_pad")(x)
+        x = layers.Conv2D(3, 9, padding="valid", name="out_conv")(x)
+    else:
+        x = layers.Conv2D(3, 9, padding="same", name="out_conv")(x)
+    # tanh keeps the output in range and activations fp16-safe; scaled back to pixels
+    x = layers.Activation("tanh", name="out_tanh")(x)
+    x = layers.Rescaling(127.5, offset=127.5, name="to_pixels")(x)
+    if any(pad_h + pad_w):
+        x = layers.Cropping2D((pad_h, pad_w), name="crop")(x)
+    return keras.Model(inp, x, name=name)

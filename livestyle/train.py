@@ -1,0 +1,242 @@
+"""Train one style: resumable loop over Keras' compiled train step, with logs and samples.
+
+Resume is exact: batches are drawn from a generator seeded by (seed, step), and a
+checkpoint holds the transformer weights, the optimizer state (its step counter
+drives the learning-rate schedule) and the loss log up to that step.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from tqdm import tqdm
+
+from livestyle.atomic import atomic_path, write_json, write_text
+from livestyle.config import StyleConfig, TrainConfig
+from livestyle.data import load_images
+from livestyle.images import center_crop, grid, load_rgb, resize_short_side, save_png
+from livestyle.lossnet import build_lossnet
+from livestyle.network import build_transformer
+from livestyle.trainer import StyleTrainer, style_grams
+
+LOG_FIELDS = ("step", "loss", "content", "style", "tv", "images_per_s")
+WEIGHTS = "transformer.weights.h5"
+
+
+def load_style_image(cfg: StyleConfig, size: int) -> np.ndarray:
+    """The painting, short side scaled to the training size times style_scale."""
+    image = load_rgb(cfg.image)
+    return resize_short_side(image, max(16, int(round(size * cfg.loss.style_scale))))
+
+
+class Batches:
+    """Deterministic random batches of training crops, a pure function of the step."""
+
+    def __init__(self, files: list[Path], cfg: TrainConfig):
+        self.files, self.cfg = files, cfg
+        self._cache: dict[Path, np.ndarray] = {}
+
+    def _image(self, p: Path) -> np.ndarray:
+        if p not in self._cache:
+            img = load_rgb(p)
+            if img.shape[:2] != (self.cfg.image_size, self.cfg.image_size):
+                img = center_crop(resize_short_side(img, self.cfg.image_size), self.cfg.image_size, self.cfg.image_size)
+            if len(self._cache) < 20000:  # bounded: ~4 GB at 256 px
+                self._cache[p] = img
+            return img
+        return self._cache[p]
+
+    def __call__(self, step: int) -> np.ndarray:
+        rng = np.random.default_rng([self.cfg.seed, step])
+        idx = rng.choice(len(self.files), self.cfg.batch_size, replace=len(self.files) < self.cfg.batch_size)
+        batch = np.stack([self._image(self.files[i]) for i in idx]).astype(np.float32)
+        flip = rng.random(len(idx)) < 0.5
+        batch[flip] = batch[flip, :, ::-1]
+        return batch
+
+
+def _schedule(cfg: TrainConfig):
+    if cfg.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate if cfg.warmup_steps == 0 else 0.0,
+            decay_steps=max(1, cfg.steps - cfg.warmup_steps),
+            alpha=0.05,
+            warmup_target=cfg.learning_rate if cfg.warmup_steps else None,
+            warmup_steps=cfg.warmup_steps,
+        )
+    if cfg.lr_schedule == "constant":
+        return cfg.learning_rate
+    raise ValueError(f"train.lr_schedule {cfg.lr_schedule!r}: use constant or cosine")
+
+
+def build_trainer(cfg: StyleConfig) -> tuple[StyleTrainer, np.ndarray]:
+    t = cfg.train
+    if t.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16" if keras.backend.backend() == "jax" else "mixed_float16")
+    transformer = build_transformer(cfg.network, t.image_size, t.image_size)
+    lossnet = build_lossnet(cfg.loss.network, list(cfg.loss.content_layers) + list(cfg.loss.style_layers))
+    style = load_style_image(cfg, t.image_size)
+    trainer = StyleTrainer(transformer, lossnet, style_grams(lossnet, style, cfg.loss), cfg.loss)
+    trainer.compile(optimizer=keras.optimizers.Adam(_schedule(t)))
+    trainer.build((None, t.image_size, t.image_size, 3))
+    trainer.optimizer.build(trainer.trainable_variables)
+    return trainer, style
+
+
+# -- checkpoints ---------------------------------------------------------------
+
+
+def config_key(cfg: StyleConfig) -> str:
+    """What a checkpoint must match to be resumed: everything but the step count."""
+    import dataclasses
+    import hashlib
+
+    d = dataclasses.asdict(cfg)
+    for k in ("credit", "license"):
+        d.pop(k)
+    d["train"].pop("steps")
+    d["train"].pop("checkpoint_every")
+    d["train"].pop("sample_every")
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save_checkpoint(trainer: StyleTrainer, ckpt_dir: Path, step: int, log_rows: list[dict], key: str) -> None:
+    with atomic_path(ckpt_dir, suffix="") as tmp:
+        tmp.mkdir()
+        trainer.transformer.save_weights(tmp / WEIGHTS)
+        buf = io.BytesIO()
+        np.savez(buf, *[keras.ops.convert_to_numpy(v) for v in trainer.optimizer.variables])
+        (tmp / "optimizer.npz").write_bytes(buf.getvalue())
+        (tmp / "state.json").write_text(json.dumps({"step": step, "key": key, "log": log_rows}))
+
+
+def load_checkpoint(trainer: StyleTrainer, ckpt_dir: Path, key: str) -> tuple[int, list[dict]]:
+    """Resume state, or a fresh start when there is none or it belongs to other settings."""
+    state_file = ckpt_dir / "state.json"
+    if not state_file.exists():
+        return 0, []
+    state = json.loads(state_file.read_text())
+    if state.get("key") != key:
+        print(f"{ckpt_dir}: checkpoint is for other settings; starting afresh")
+        return 0, []
+    trainer.transformer.load_weights(ckpt_dir / WEIGHTS)
+    with np.load(ckpt_dir / "optimizer.npz") as opt:
+        for i, v in enumerate(trainer.optimizer.variables):
+            v.assign(opt[f"arr_{i}"])
+    return state["step"], state["log"]
+
+
+# -- outputs -------------------------------------------------------------------
+
+
+def sample_grid(transformer: keras.Model, heldout: list[np.ndarray]) -> np.ndarray:
+    """Held-out content on the top row, stylized below."""
+    out = transformer.predict(np.stack(heldout).astype(np.float32), verbose=0, batch_size=1)
+    return grid(list(heldout) + [np.clip(o, 0, 255).astype(np.uint8) for o in out], cols=len(heldout))
+
+
+def heldout_crops(folder: Path, size: int, count: int) -> list[np.ndarray]:
+    return [center_crop(resize_short_side(load_rgb(p), size), size, size) for p in load_images(folder)[:count]]
+
+
+def write_log_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def plot_losses(path: Path, rows: list[dict], style: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, key in zip(axes, ("content", "style", "tv")):
+        ax.plot(steps, [r[key] for r in rows])
+        ax.set_title(f"{key} loss (unweighted)")
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"training: {style}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, metadata={"Software": None})
+    plt.close(fig)
+
+
+def evaluate(trainer: StyleTrainer, images: list[np.ndarray]) -> dict[str, float]:
+    """Unweighted loss terms on held-out content, inference mode (moving BN statistics)."""
+    totals = {"content": 0.0, "style": 0.0, "tv": 0.0}
+    for img in images:
+        x = np.asarray(img, np.float32)[None]
+        y = trainer.transformer(x, training=False)
+        for k, v in trainer.loss_terms(keras.ops.convert_to_tensor(x), keras.ops.cast(y, "float32")).items():
+            totals[k] += float(keras.ops.convert_to_numpy(v)) / len(images)
+    return totals
+
+
+def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: int = 4, stop_after: int | None = None) -> dict:
+    """Train (or resume) one style into out_dir. `stop_after` ends early, as a kill would."""
+    t = cfg.train
+    keras.utils.set_random_seed(t.seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trainer, style = build_trainer(cfg)
+    batches = Batches(load_images(prepared / "train"), t)
+    heldout = heldout_crops(prepared / "heldout", t.image_size, samples_count)
+    ckpt_dir = out_dir / "checkpoint"
+    key = config_key(cfg)
+    step, rows = load_checkpoint(trainer, ckpt_dir, key)
+    (out_dir / "samples").mkdir(exist_ok=True)
+    save_png(out_dir / "style.png", style)
+
+    bar = tqdm(total=t.steps, initial=step, desc=f"train {cfg.name}", unit="step")
+    tick = time.perf_counter()
+    while step < t.steps:
+        logs = trainer.train_on_batch(batches(step), return_dict=True)
+        step += 1
+        now = time.perf_counter()
+        ips = t.batch_size / max(now - tick, 1e-9)
+        tick = now
+        rows.append({"step": step, **{k: float(logs[k]) for k in ("loss", "content", "style", "tv")}, "images_per_s": round(ips, 2)})
+        trainer.reset_metrics()
+        bar.set_postfix(loss=f"{rows[-1]['loss']:.3g}", img_s=f"{ips:.1f}")
+        bar.update(1)
+        if step % t.checkpoint_every == 0 or step == t.steps:
+            save_checkpoint(trainer, ckpt_dir, step, rows, key)
+        if step % t.sample_every == 0 and step < t.steps:
+            save_png(out_dir / "samples" / f"step_{step:06d}.png", sample_grid(trainer.transformer, heldout))
+        if stop_after is not None and step >= stop_after:
+            bar.close()
+            return {"stopped_at": step}
+    bar.close()
+
+    with atomic_path(out_dir / WEIGHTS) as tmp:
+        trainer.transformer.save_weights(tmp)
+    save_png(out_dir / "samples.png", sample_grid(trainer.transformer, heldout))
+    write_log_csv(out_dir / "loss.csv", rows)
+    plot_losses(out_dir / "loss.png", rows, cfg.name)
+    metrics = {
+        "style": cfg.name,
+        "steps": t.steps,
+        "final": {k: rows[-1][k] for k in ("loss", "content", "style", "tv")} if rows else {},
+        "heldout": evaluate(trainer, heldout),
+        "images_per_s_median": float(np.median([r["images_per_s"] for r in rows[1:]] or [0.0])),
+        "backend": keras.backend.backend(),
+        "params": trainer.transformer.count_params(),
+    }
+    write_json(out_dir / "train.json", metrics)
+    return metrics

@@ -1,0 +1,59 @@
+"""The training model: transformer + frozen loss network + perceptual loss.
+
+A keras.Model whose compute_loss holds the loss, so Keras' own compiled train step
+(train_on_batch) drives it on TensorFlow, JAX and PyTorch alike.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from livestyle.config import LossConfig
+from livestyle.losses import content_loss, gram, style_loss, total_variation
+
+
+class StyleTrainer(keras.Model):
+    def __init__(self, transformer: keras.Model, lossnet: keras.Model, style_grams, cfg: LossConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.transformer = transformer
+        self.lossnet = lossnet
+        self.cfg = cfg
+        self.n_content = len(cfg.content_layers)
+        self.style_grams = [ops.convert_to_tensor(g) for g in style_grams]
+        self.trackers = {k: keras.metrics.Mean(name=k) for k in ("loss", "content", "style", "tv")}
+
+    def call(self, x, training=False):
+        return self.transformer(x, training=training)
+
+    def loss_terms(self, content, stylized):
+        """Unweighted content, style and TV terms for a batch."""
+        feats = self.lossnet(ops.concatenate([stylized, content], axis=0))
+        n = ops.shape(content)[0]
+        content_f = [f[n:] for f in feats[: self.n_content]]
+        stylized_f = [f[:n] for f in feats]
+        return {
+            "content": content_loss(stylized_f[: self.n_content], content_f),
+            "style": style_loss(stylized_f[self.n_content :], self.style_grams),
+            "tv": total_variation(stylized),
+        }
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        y_pred = ops.cast(y_pred, "float32")
+        terms = self.loss_terms(ops.cast(x, "float32"), y_pred)
+        c = self.cfg
+        total = c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
+        for k, v in {**terms, "loss": total}.items():
+            self.trackers[k].update_state(v)
+        return total
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+
+def style_grams(lossnet: keras.Model, style_image: np.ndarray, cfg: LossConfig) -> list[np.ndarray]:
+    """Gram matrices of the painting at the style layers (the lossnet's later outputs)."""
+    feats = lossnet(np.asarray(style_image, np.float32)[None])
+    return [np.asarray(ops.convert_to_numpy(gram(f))) for f in feats[len(cfg.content_layers) :]]

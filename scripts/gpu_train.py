@@ -1,0 +1,86 @@
+"""Train styles on a GPU machine with the production profile, then stylize a test photo.
+
+Runs the same library code as the DVC stages (prepare + train_style), with params.yaml
+overridden by a small YAML (e.g. scripts/gpu_profile.yaml). Used on the `device` H100
+with KERAS_BACKEND=jax; see README "Training on a GPU".
+
+    KERAS_BACKEND=jax python scripts/gpu_train.py --photos DIR --styles-dir DIR \
+        --override scripts/gpu_profile.yaml --out OUT the_scream mosaic --content chicago.jpg
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("styles", nargs="+")
+    ap.add_argument("--photos", required=True)
+    ap.add_argument("--styles-dir", required=True)
+    ap.add_argument("--override", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--content", default=None)
+    ap.add_argument("--set", action="append", default=[], help="dotted override, e.g. loss.style_weight=3")
+    args = ap.parse_args()
+
+    from livestyle.config import load_params, style_config
+    from livestyle.data import DataConfig, prepare
+    from livestyle.images import grid, load_rgb, resize_short_side, save_png
+    from livestyle.network import build_transformer
+    from livestyle.train import train_style
+
+    params = deep_merge(load_params(), yaml.safe_load(Path(args.override).read_text()))
+    for item in args.set:
+        key, value = item.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = params
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    out = Path(args.out)
+    params["data"]["coco"] = args.photos
+    prepared = Path(params.pop("prepared_dir", out / "prepared"))
+    if not (prepared / "prepare.json").exists():
+        print(prepare(DataConfig.from_params(params["data"]), prepared), flush=True)
+    summary = {}
+    for style in args.styles:
+        painting = next(Path(args.styles_dir).glob(f"{style}.*"))
+        params["styles"][style] = deep_merge(params["styles"].get(style, {}), {"image": str(painting)})
+        cfg = style_config(params, style)
+        t0 = time.perf_counter()
+        metrics = train_style(cfg, prepared, out / "train" / style)
+        metrics["wall_s"] = round(time.perf_counter() - t0, 1)
+        summary[style] = metrics
+        print(style, json.dumps(metrics), flush=True)
+        if args.content:
+            content = resize_short_side(load_rgb(args.content), 512)
+            h, w = (content.shape[0] // 4) * 4, (content.shape[1] // 4) * 4
+            content = content[:h, :w]
+            net = build_transformer(cfg.network, h, w)
+            net.load_weights(out / "train" / style / "transformer.weights.h5")
+            styled = np.clip(net.predict(content[None].astype(np.float32), verbose=0)[0], 0, 255).astype(np.uint8)
+            paint = resize_short_side(load_rgb(painting), h)[:h, :w]
+            if paint.shape[1] < w:
+                paint = np.pad(paint, ((0, 0), (0, w - paint.shape[1]), (0, 0)), constant_values=255)
+            save_png(out / f"{style}_chicago.png", grid([paint, content, styled], cols=3))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
