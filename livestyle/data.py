@@ -72,10 +72,11 @@ def iter_sources(cfg: DataConfig) -> Iterator[tuple[str, object]]:
         for p in files:
             yield str(p.relative_to(root)), lambda p=p: _decode(p.read_bytes())
     elif root.is_file() and zipfile.is_zipfile(root):
-        with zipfile.ZipFile(root) as zf:
-            names = sorted(n for n in zf.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
-            for n in names:
-                yield n, lambda n=n: _decode(zf.read(n))
+        # stays open while the deferred loaders run; closed when they are collected
+        zf = zipfile.ZipFile(root)
+        names = sorted(n for n in zf.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
+        for n in names:
+            yield n, lambda n=n: _decode(zf.read(n))
     else:
         raise LivestyleError(root, "data.coco is neither a folder nor a zip file")
 
@@ -98,8 +99,9 @@ def classify(image: np.ndarray, min_side: int) -> str | None:
     return None
 
 
-def _is_heldout(name: str, seed: int, fraction: float) -> float:
-    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+def _is_heldout(name: str, seed: int, fraction: float) -> bool:
+    """Stable per file name: the same photo is held out from a folder or its zip."""
+    digest = hashlib.sha256(f"{seed}:{Path(name).name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 

@@ -14,9 +14,10 @@ def main(argv):
     cfg = style_config(params, style)
     export = ExportConfig.from_params(params["export"])
     out = Path("data/export") / style
-    meta = model_metadata(cfg, export, params["version"])
+    version = params["release"]["version"]
+    meta = model_metadata(cfg, export, version)
     written = export_style(Path("data/train") / style / "transformer.weights.h5", cfg.network, export, style, meta, out)
-    write_json(out / "export.json", {"style": style, "version": params["version"], "models": written})
+    write_json(out / "export.json", {"style": style, "version": version, "models": written})
 
 
 if __name__ == "__main__":

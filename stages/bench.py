@@ -1,0 +1,25 @@
+"""DVC stage: time a style's models on this machine and estimate the A12 frame time."""
+
+import dataclasses
+from pathlib import Path
+
+from livestyle.bench import BenchConfig, bench_style
+from livestyle.config import load_params, style_config
+from livestyle.errors import run_cli
+from livestyle.export import ExportConfig
+
+
+def main(argv):
+    (style,) = argv
+    params = load_params()
+    export = ExportConfig.from_params(params["export"])
+    # the benchmarked size is the first exported size: named once, in export.sizes
+    cfg = dataclasses.replace(BenchConfig.from_params(params["bench"]), size=tuple(export.sizes[0]))
+    weights = Path("data/train", style, "transformer.weights.h5")
+    result = bench_style(Path("data/export", style), style, weights, style_config(params, style).network, cfg, Path("data/bench", style))
+    for name, r in result["host"].items():
+        print(f"{style} {name}: " + (f"median {r['median_ms']:.1f} ms" if "median_ms" in r else f"skipped ({r['skipped']})"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,19 @@
+"""DVC stage: the reference article's architecture sweep (cost, host latency, A12 estimate)."""
+
+from pathlib import Path
+
+from livestyle.config import load_params
+from livestyle.errors import run_cli
+from livestyle.sweep import SweepConfig, run_sweep
+
+
+def main(argv):
+    params = load_params()
+    export = params["export"]
+    section = {**params["sweep"], "size": export["sizes"][0], "display": export["display"]}
+    result = run_sweep(SweepConfig.from_params(section, profiles=params["bench"]["profiles"]), Path("data/sweep"))
+    print(f"sweep: {len(result.get('rows', []))} configurations -> data/sweep/sweep.md")
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

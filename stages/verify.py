@@ -1,0 +1,41 @@
+"""DVC stage: run every exported model of a style on held-out frames against Keras."""
+
+from pathlib import Path
+
+from livestyle.atomic import write_json
+from livestyle.config import load_params, style_config
+from livestyle.data import heldout_frames
+from livestyle.errors import LivestyleError, run_cli
+from livestyle.export import ExportConfig, load_transformer
+from livestyle.verify import VerifyConfig, failures, keras_reference, save_comparison, verify_models
+
+FORMAT_OF_SUFFIX = {".mlpackage": "mlprogram", ".mlmodel": "neuralnetwork", ".tflite": "tflite", ".onnx": "onnx"}
+
+
+def main(argv):
+    (style,) = argv
+    params = load_params()
+    cfg = VerifyConfig.from_params(params.get("verify"))
+    export = ExportConfig.from_params(params["export"])
+    net = style_config(params, style).network
+    h, w = export.sizes[0]
+    models = {FORMAT_OF_SUFFIX[p.suffix]: p for p in sorted(Path("data/export", style).iterdir()) if p.suffix in FORMAT_OF_SUFFIX}
+    reference = keras_reference(load_transformer(Path("data/train", style, "transformer.weights.h5"), net, h, w))
+    frames = heldout_frames("data/prepared/heldout", h, w, cfg.frames)
+    out = Path("data/verify", style)
+    results = verify_models(models, reference, frames, cfg, input_hw=(h, w), display_hw=export.display_for(h, w), style=style)
+    write_json(out / "verify.json", results)
+    if "mlprogram" in models:
+        from livestyle.verify import make_runner, upscale
+
+        coreml = make_runner(models["mlprogram"], "mlprogram")(frames[0])
+        keras_up = upscale(reference(frames[0]), *coreml.shape[:2])  # as the model's own bilinear upscale
+        save_comparison(out / "compare.png", frames[0], keras_up, coreml, title=f"{style}: Keras vs Core ML mlprogram")
+    for fmt in sorted(k for k in results if isinstance(results[k], dict)):
+        print(f"{style} {fmt}: PSNR {results[fmt]['psnr_db']['mean']:.1f} dB  passed={results[fmt]['passed']}")
+    if not results["passed"]:
+        raise LivestyleError(out / "verify.json", "; ".join(failures(results)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

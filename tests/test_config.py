@@ -1,0 +1,51 @@
+import pytest
+
+from livestyle.config import load_params, style_config
+from livestyle.errors import LivestyleError
+
+BASE = {
+    "network": {"res_blocks": 3, "width": 32},
+    "loss": {"style_weight": 1.0},
+    "train": {"steps": 10},
+    "styles": {
+        "a": {"image": "a.png"},
+        "b": {"image": "b.png", "network": {"res_blocks": 2}, "loss": {"style_weight": 5.0}},
+    },
+}
+
+
+def test_style_overrides_apply_to_that_style_only():
+    a, b = style_config(BASE, "a"), style_config(BASE, "b")
+    assert (a.network.res_blocks, a.loss.style_weight) == (3, 1.0)
+    assert (b.network.res_blocks, b.loss.style_weight) == (2, 5.0)
+    assert b.network.width == 32 and b.train.steps == 10
+
+
+def test_unknown_keys_are_errors_not_ignored():
+    params = {**BASE, "train": {"stepz": 3}}
+    with pytest.raises(LivestyleError, match="stepz"):
+        style_config(params, "a")
+    params = {**BASE, "styles": {"a": {"image": "a.png", "colour": 1}}}
+    with pytest.raises(LivestyleError, match="colour"):
+        style_config(params, "a")
+
+
+def test_missing_style_lists_the_known_ones():
+    with pytest.raises(LivestyleError, match="have a, b"):
+        style_config(BASE, "zz")
+
+
+def test_bad_params_file_is_one_clear_line(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("styles: [unclosed\n")
+    with pytest.raises(LivestyleError, match="params.yaml: not valid YAML"):
+        load_params(bad)
+    with pytest.raises(LivestyleError, match="no such params file"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_project_params_build_every_style():
+    params = load_params("params.yaml")
+    for name in params["styles"]:
+        cfg = style_config(params, name)
+        assert cfg.network.res_blocks == 3 and cfg.network.norm == "batch"

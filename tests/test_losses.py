@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from livestyle.errors import LivestyleError
+from livestyle.losses import content_loss, gram, style_loss, total_variation
+from livestyle.lossnet import build_lossnet
+
+LAYERS = ["block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3"]
+
+
+def test_gram_is_normalised_and_symmetric():
+    f = np.random.default_rng(0).normal(size=(2, 8, 6, 5)).astype(np.float32)
+    g = np.asarray(gram(f))
+    assert g.shape == (2, 5, 5)
+    np.testing.assert_allclose(g, np.transpose(g, (0, 2, 1)), rtol=1e-5)
+    flat = f[0].reshape(-1, 5)
+    np.testing.assert_allclose(g[0], flat.T @ flat / (8 * 6 * 5), rtol=1e-4)
+
+
+def test_losses_are_zero_at_the_target_and_positive_elsewhere():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(1, 8, 8, 4)).astype(np.float32), rng.normal(size=(1, 8, 8, 4)).astype(np.float32)
+    assert float(content_loss([a], [a])) == pytest.approx(0.0, abs=1e-7)
+    assert float(content_loss([a], [b])) > 0.5
+    assert float(style_loss([a], [np.asarray(gram(a))])) == pytest.approx(0.0, abs=1e-7)
+    assert float(style_loss([a], [np.asarray(gram(b))])) > 0
+
+
+def test_total_variation_prefers_smooth_images():
+    smooth = np.tile(np.linspace(0, 255, 16, dtype=np.float32)[None, :, None, None], (1, 1, 16, 3))
+    noisy = np.random.default_rng(2).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
+    assert float(total_variation(smooth)) < float(total_variation(noisy)) / 5
+
+
+@pytest.fixture(scope="module")
+def hed():
+    return build_lossnet("hed_vgg16", LAYERS)
+
+
+def test_hed_lossnet_loads_offline_and_sees_texture(hed):
+    flat = np.full((1, 64, 64, 3), 128, np.float32)
+    stripes = flat.copy()
+    stripes[:, :, ::4] = 0
+    f_flat, f_stripes = hed(flat), hed(stripes)
+    assert [tuple(f.shape[-1:]) for f in f_flat] == [(64,), (128,), (256,), (512,)]
+    # pretrained filters respond to edges: a striped image lights up far more
+    assert float(np.mean(f_stripes[1])) > 2 * float(np.mean(f_flat[1]))
+
+
+def test_per_layer_style_terms_are_comparable(hed):
+    # the relative normalisation keeps deep layers from vanishing next to block1
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    b = np.full((1, 64, 64, 3), 90, np.float32) + rng.normal(0, 5, (1, 64, 64, 3)).astype(np.float32)
+    fa, fb = hed(a), hed(b)
+    terms = [float(style_loss([x], [np.asarray(gram(y))])) for x, y in zip(fa, fb)]
+    assert max(terms) / min(terms) < 1e3
+
+
+def test_unknown_layer_and_network_are_clear_errors():
+    with pytest.raises(LivestyleError, match="block9_conv1"):
+        build_lossnet("hed_vgg16", ["block9_conv1"])
+    with pytest.raises(LivestyleError, match="not one of"):
+        build_lossnet("resnet", LAYERS)

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from livestyle.config import NetworkConfig
+from livestyle.network import build_transformer, padding_for
+
+OPTIONS = [
+    {},
+    {"res_blocks": 1, "width": 8},
+    {"res_blocks": 5, "width": 8},
+    {"separable": True, "width": 8},
+    {"norm": "instance", "width": 8},
+    {"upsample": "transpose", "width": 8},
+    {"padding": "zero", "width": 8},
+]
+
+
+@pytest.mark.parametrize("kw", OPTIONS, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "default")
+@pytest.mark.parametrize("size", [(32, 32), (53, 30), (37, 41)])
+def test_output_has_input_size_and_pixel_range(kw, size):
+    # sizes not divisible by 4 must come out at the input size (853 is such a size)
+    model = build_transformer(NetworkConfig(**kw), *size)
+    x = np.random.default_rng(0).uniform(0, 255, (2, *size, 3)).astype(np.float32)
+    y = np.asarray(model(x, training=False))
+    assert y.shape == x.shape
+    assert np.isfinite(y).all() and y.min() >= 0 and y.max() <= 255
+
+
+def test_full_size_frame_keeps_853():
+    model = build_transformer(NetworkConfig(width=4, res_blocks=1), 853, 480)
+    assert model.output_shape == (None, 853, 480, 3)
+
+
+def test_weights_do_not_depend_on_size():
+    a = build_transformer(NetworkConfig(width=8), 64, 64)
+    b = build_transformer(NetworkConfig(width=8), 853, 480)
+    b.set_weights(a.get_weights())  # raises on any shape mismatch
+    assert a.count_params() == b.count_params()
+
+
+def test_separable_blocks_have_fewer_parameters():
+    full = build_transformer(NetworkConfig(separable=False), 64, 64).count_params()
+    sep = build_transformer(NetworkConfig(separable=True), 64, 64).count_params()
+    assert sep < full * 0.5
+
+
+@pytest.mark.parametrize("size,expected", [(853, (1, 2)), (480, (0, 0)), (854, (1, 1)), (1, (1, 2))])
+def test_padding_for_multiple_of_4(size, expected):
+    assert padding_for(size) == expected
+    assert (size + sum(expected)) % 4 == 0
+
+
+def test_bad_network_option_names_the_key():
+    from livestyle.errors import LivestyleError
+
+    with pytest.raises(LivestyleError, match="network.norm"):
+        NetworkConfig(norm="layer")

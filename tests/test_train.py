@@ -1,0 +1,116 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livestyle.config import LossConfig, NetworkConfig, StyleConfig, TrainConfig
+from livestyle.data import DataConfig, prepare
+from livestyle.images import save_png
+from livestyle.train import train_style
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prepared")
+    prepare(DataConfig(builtin=("astronaut", "coffee", "chelsea", "rocket"), image_size=32, crops_per_image=2,
+                       heldout_min=1, heldout_size=48), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def style_image(tmp_path_factory):
+    path = tmp_path_factory.mktemp("style") / "stripes.png"
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:, ::6] = (220, 60, 20)
+    img[::5, :] = (20, 60, 220)
+    save_png(path, img)
+    return path
+
+
+def tiny(style_image, steps=6, **train):
+    return StyleConfig(
+        name="tiny", image=str(style_image),
+        network=NetworkConfig(res_blocks=1, width=4),
+        loss=LossConfig(content_layers=("block1_conv2",), style_layers=("block1_conv2", "block2_conv2")),
+        train=TrainConfig(steps=steps, batch_size=2, image_size=32, checkpoint_every=2, sample_every=3,
+                          learning_rate=0.01, **train),
+    )
+
+
+def _log(out):
+    with open(out / "loss.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_training_writes_weights_logs_samples_and_learns(prepared, style_image, tmp_path):
+    metrics = train_style(tiny(style_image, steps=12), prepared, tmp_path)
+    for name in ("transformer.weights.h5", "loss.csv", "loss.png", "samples.png", "style.png", "train.json"):
+        assert (tmp_path / name).exists(), name
+    assert (tmp_path / "samples" / "step_000003.png").exists()
+    rows = _log(tmp_path)
+    assert [int(r["step"]) for r in rows] == list(range(1, 13))
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    assert float(rows[-1]["style"]) < float(rows[0]["style"])  # the style term is being optimised
+    saved = json.loads((tmp_path / "train.json").read_text())
+    assert saved["heldout"].keys() == {"content", "style", "tv"} and saved == json.loads(json.dumps(metrics))
+
+
+def test_same_seed_same_result(prepared, style_image, tmp_path):
+    train_style(tiny(style_image), prepared, tmp_path / "a")
+    train_style(tiny(style_image), prepared, tmp_path / "b")
+    la, lb = _log(tmp_path / "a"), _log(tmp_path / "b")
+    assert [r["loss"] for r in la] == [r["loss"] for r in lb]
+
+
+def test_resume_continues_from_checkpoint(prepared, style_image, tmp_path):
+    full = tmp_path / "full"
+    train_style(tiny(style_image), prepared, full)
+    part = tmp_path / "part"
+    assert train_style(tiny(style_image), prepared, part, stop_after=4) == {"stopped_at": 4}
+    train_style(tiny(style_image), prepared, part)  # resumes at step 4
+    a, b = _log(full), _log(part)
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    np.testing.assert_allclose([float(r["loss"]) for r in a], [float(r["loss"]) for r in b], rtol=1e-4)
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(prepared, style_image, tmp_path):
+    train_style(tiny(style_image), prepared, tmp_path, stop_after=4)
+    other = tiny(style_image, seed=7)
+    train_style(other, prepared, tmp_path)
+    assert [int(r["step"]) for r in _log(tmp_path)] == list(range(1, 7))
+
+
+@pytest.mark.slow
+def test_resume_after_kill_loses_nothing_before_the_checkpoint(prepared, style_image, tmp_path):
+    out = tmp_path / "killed"
+    code = (
+        "import sys, pickle; from pathlib import Path; from livestyle.train import train_style; "
+        "cfg = pickle.loads(bytes.fromhex(sys.argv[1])); train_style(cfg, Path(sys.argv[2]), Path(sys.argv[3]))"
+    )
+    import pickle
+
+    cfg = tiny(style_image, steps=400)
+    proc = subprocess.Popen([sys.executable, "-c", code, pickle.dumps(cfg).hex(), str(prepared), str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["step"] >= 4):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(state.read_text())["step"]
+    assert 4 <= killed_at < 400
+    assert not (out / "transformer.weights.h5").exists()  # a killed run leaves no final weights
+    finish = tiny(style_image, steps=killed_at + 4)
+    train_style(finish, prepared, out)
+    steps = [int(r["step"]) for r in _log(out)]
+    assert steps == list(range(1, killed_at + 5))  # continuous: nothing lost, nothing repeated
