@@ -106,10 +106,10 @@ def normalize_mlpackage(pkg: Path) -> None:
     mapping = {}
     for old, item in data["itemInfoEntries"].items():
         mapping[old] = str(uuid.uuid5(uuid.NAMESPACE_URL, "livestyle:" + item["path"])).upper()
-    text = manifest.read_text()
-    for old, new in mapping.items():
-        text = text.replace(old, new)
-    manifest.write_text(text)
+    data["itemInfoEntries"] = {mapping[k]: v for k, v in data["itemInfoEntries"].items()}
+    data["rootModelIdentifier"] = mapping[data["rootModelIdentifier"]]
+    # sorted keys: the entries were ordered by their random UUIDs
+    manifest.write_text(json.dumps(data, indent=4, sort_keys=True) + "\n")
 
 
 def convert_coreml(keras_model, fmt: str, height: int, width: int):
@@ -185,10 +185,43 @@ def export_onnx(transformer, out_path: Path, opset: int = 17) -> Path:
         output_path=None,
     )
     model_proto.graph.output[0].name = _rename_onnx_output(model_proto, OUTPUT_NAME)
+    _canonical_onnx_names(model_proto)
     onnx.checker.check_model(model_proto)
     with atomic_path(out_path) as tmp:
         tmp.write_bytes(model_proto.SerializeToString())
     return out_path
+
+
+def _canonical_onnx_names(model_proto) -> None:
+    """Name nodes and tensors by position: TF's graph names carry per-process counters
+    (transformer_1, transformer_2, ...), so two exports of the same weights differed."""
+    graph = model_proto.graph
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    graph.doc_string = "livestyle transformer (tf2onnx)"  # the default embeds the conversion's temp paths
+    inits = {init.name for init in graph.initializer}
+    mapping: dict[str, str] = {}
+    # by first use in node order: the initializer list order itself varies between runs
+    for node in graph.node:
+        for name in node.input:
+            if name in inits:
+                mapping.setdefault(name, f"w{len(mapping)}")
+        for out in node.output:
+            if out and out not in keep:
+                mapping.setdefault(out, f"t{len(mapping)}")
+    for init in graph.initializer:
+        init.name = mapping.get(init.name, init.name)
+    ordered = sorted(graph.initializer, key=lambda t: int(t.name[1:]) if t.name[1:].isdigit() else 1 << 30)
+    copies = [type(t)() for t in ordered]
+    for c, t in zip(copies, ordered):
+        c.CopyFrom(t)
+    del graph.initializer[:]
+    graph.initializer.extend(copies)
+    for i, node in enumerate(graph.node):
+        node.name = f"{node.op_type}_{i}"
+        node.input[:] = [mapping.get(n, n) for n in node.input]
+        node.output[:] = [mapping.get(n, n) for n in node.output]
+    for vi in graph.value_info:
+        vi.name = mapping.get(vi.name, vi.name)
 
 
 def _rename_onnx_output(model_proto, new: str) -> str:
@@ -238,7 +271,7 @@ def model_metadata(style, cfg: ExportConfig, version: str) -> dict:
         "user": {
             "style": style.name,
             "credit": style.credit,
-            "livestyle.version": version,
+            "version": version,
             "network": dataclasses.asdict(style.network),
             "loss": dataclasses.asdict(style.loss),
             "train": dataclasses.asdict(style.train),

@@ -193,6 +193,18 @@ def _slice_static(p, x):
     return x[tuple(idx)]
 
 
+def _slice(p, x):
+    """The rank-5 era `slice` layer: one of channel/height/width of a (..., C, H, W) blob
+    (Keras Cropping2D converts to it)."""
+    axis = {0: -3, 1: -2, 2: -1}[p.axis]  # SliceLayerParams.SliceAxis: CHANNEL_AXIS, HEIGHT_AXIS, WIDTH_AXIS
+    end = p.endIndex if p.endIndex != 0 else None
+    if end is not None and end < 0:
+        end = x.shape[axis] + end
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(p.startIndex, end, p.stride or 1)
+    return x[tuple(index)]
+
+
 def _reduce(fn):
     def run(p, x):
         axes = None if p.reduceAll or not len(p.axes) else tuple(p.axes)
@@ -257,6 +269,7 @@ LAYERS = {
     "resizeBilinear": _resize_bilinear,
     "padding": _padding,
     "sliceStatic": _slice_static,
+    "slice": _slice,
     "transpose": lambda p, x: np.transpose(x, list(p.axes)),
     "permute": _permute,
     "expandDims": _expand_dims,

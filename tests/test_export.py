@@ -1,0 +1,99 @@
+import filecmp
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livestyle.config import NetworkConfig, StyleConfig
+from livestyle.export import ExportConfig, export_style, load_transformer, model_metadata
+from livestyle.network import build_transformer
+from livestyle.verify import VerifyConfig, verify_models, keras_reference
+
+NET = NetworkConfig(res_blocks=1, width=4)
+SIZE = (37, 20)  # height not divisible by 4, like 853
+CFG = ExportConfig(sizes=(SIZE,), display=(74, 40))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_transformer(NET, 32, 32)  # initial weights: a real, untrained network
+    weights = root / "t.weights.h5"
+    model.save_weights(weights)
+    meta = model_metadata(StyleConfig(name="demo", image="x.png", credit="A. Painter, 1893", license="CC0", network=NET), CFG, "1.2.3")
+    written = {}
+    for run in ("a", "b"):
+        written[run] = export_style(weights, NET, CFG, "demo", meta, root / run)
+    return root, weights, written
+
+
+def _spec(path):
+    import coremltools as ct
+
+    return ct.utils.load_spec(str(path))
+
+
+@pytest.mark.parametrize("name", ["demo.mlpackage", "demo.mlmodel"])
+def test_core_ml_image_io_names_sizes_and_metadata(exported, name):
+    root, _, _ = exported
+    spec = _spec(root / "a" / name)
+    (inp,), (out,) = spec.description.input, spec.description.output
+    assert (inp.name, out.name) == ("image", "stylized")
+    assert inp.type.WhichOneof("Type") == out.type.WhichOneof("Type") == "imageType"
+    assert (inp.type.imageType.height, inp.type.imageType.width) == SIZE
+    assert (out.type.imageType.height, out.type.imageType.width) == (74, 40)  # upscaled inside the model
+    md = spec.description.metadata
+    assert md.versionString == "1.2.3" and md.author and "CC0" in md.license and md.shortDescription
+    user = dict(md.userDefined)
+    assert user["style"] == "demo" and user["credit"] == "A. Painter, 1893"
+    assert json.loads(user["network"])["res_blocks"] == 1
+    assert "com.github.apple.coremltools.conversion_date" not in user
+
+
+def test_exports_are_byte_identical(exported):
+    root, _, written = exported
+    assert written["a"] == written["b"]
+    cmp = filecmp.dircmp(root / "a", root / "b")
+    assert not cmp.diff_files and not cmp.left_only and not cmp.right_only
+    pkg = filecmp.dircmp(root / "a" / "demo.mlpackage", root / "b" / "demo.mlpackage")
+    assert not pkg.diff_files
+    for sub in ("Data/com.apple.CoreML", "Data/com.apple.CoreML/weights"):
+        assert not filecmp.dircmp(root / "a" / "demo.mlpackage" / sub, root / "b" / "demo.mlpackage" / sub).diff_files
+
+
+def test_every_format_agrees_with_keras(exported):
+    root, weights, _ = exported
+    models = {"mlprogram": root / "a/demo.mlpackage", "neuralnetwork": root / "a/demo.mlmodel",
+              "tflite": root / "a/demo.tflite", "onnx": root / "a/demo.onnx"}
+    reference = keras_reference(load_transformer(weights, NET, *SIZE))
+    frames = [np.random.default_rng(i).integers(0, 256, (*SIZE, 3), dtype=np.uint8) for i in range(2)]
+    res = verify_models(models, reference, frames, VerifyConfig(frames=2), input_hw=SIZE, display_hw=(74, 40), style="demo",
+                        progress=False)
+    assert res["passed"], res
+    assert res["tflite"]["psnr_db"]["min"] > 50 and res["onnx"]["psnr_db"]["min"] > 50
+    assert res["mlprogram"]["psnr_db"]["min"] > 40
+
+
+def test_planted_channel_swap_fails_verify(exported, tmp_path):
+    import coremltools as ct
+
+    root, weights, _ = exported
+    spec = _spec(root / "a" / "demo.mlmodel")
+    spec.description.input[0].type.imageType.colorSpace = ct.proto.FeatureTypes_pb2.ImageFeatureType.BGR
+    bad = tmp_path / "bad.mlmodel"
+    ct.utils.save_spec(spec, str(bad))
+    reference = keras_reference(load_transformer(weights, NET, *SIZE))
+    frames = [np.random.default_rng(5).integers(0, 256, (*SIZE, 3), dtype=np.uint8)]
+    res = verify_models({"neuralnetwork": bad}, reference, frames, VerifyConfig(frames=1), input_hw=SIZE, display_hw=(74, 40),
+                        style="demo", progress=False)
+    assert not res["passed"]
+
+
+def test_display_follows_model_orientation():
+    cfg = ExportConfig(display=(1920, 1080))
+    assert cfg.display_for(853, 480) == (1920, 1080)
+    assert cfg.display_for(480, 853) == (1080, 1920)
