@@ -64,7 +64,8 @@ fi
 bundle="${bundle:-$default_bundle}"
 
 if [ "$repro" = 1 ]; then
-  "$PYTHON" -m dvc repro >&2
+  # the stages run `python -m stages.X`: that python must be this environment's
+  PATH="$(cd "$(dirname "$PYTHON")" && pwd):$PATH" "$PYTHON" -m dvc repro >&2
 fi
 
 if [ ! -f "$bundle" ]; then

@@ -8,6 +8,7 @@ drives the learning-rate schedule) and the loss log up to that step.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import time
@@ -198,7 +199,10 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     batches = Batches(load_images(prepared / "train"), t)
     heldout = heldout_crops(prepared / "heldout", t.image_size, samples_count)
     ckpt_dir = out_dir / "checkpoint"
-    key = config_key(cfg)
+    # a checkpoint is only resumed for the same settings and the same training images
+    files = batches.files
+    data_id = hashlib.sha256("\n".join(f"{p.name}:{p.stat().st_size}" for p in files).encode()).hexdigest()[:8]
+    key = f"{config_key(cfg)}-{data_id}"
     step, rows = load_checkpoint(trainer, ckpt_dir, key)
     (out_dir / "samples").mkdir(exist_ok=True)
     save_png(out_dir / "style.png", style)
