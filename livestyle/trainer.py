@@ -21,6 +21,9 @@ class StyleTrainer(keras.Model):
         self.lossnet = lossnet
         self.cfg = cfg
         self.n_content = len(cfg.content_layers)
+        # content images need only the content layers: stopping there skips the deep,
+        # costly blocks for half of the loss network's forward passes
+        self.content_net = keras.Model(lossnet.input, lossnet.outputs[: self.n_content], name="content_features")
         self.style_grams = [ops.convert_to_tensor(g) for g in style_grams]
         self.trackers = {k: keras.metrics.Mean(name=k) for k in ("loss", "content", "style", "tv")}
 
@@ -29,10 +32,10 @@ class StyleTrainer(keras.Model):
 
     def loss_terms(self, content, stylized):
         """Unweighted content, style and TV terms for a batch."""
-        feats = self.lossnet(ops.concatenate([stylized, content], axis=0))
-        n = ops.shape(content)[0]
-        content_f = [f[n:] for f in feats[: self.n_content]]
-        stylized_f = [f[:n] for f in feats]
+        stylized_f = self.lossnet(stylized)
+        content_f = self.content_net(content)
+        if not isinstance(content_f, (list, tuple)):
+            content_f = [content_f]
         return {
             "content": content_loss(stylized_f[: self.n_content], content_f),
             "style": style_loss(stylized_f[self.n_content :], self.style_grams),
