@@ -250,6 +250,10 @@ def style_report(root: Path, style: str) -> str:
                        ("Verification", f"data/verify/{style}/verify.json")):
         path = root / rel
         parts.append(f"## {title}\n\n_source: `{rel}`_")
+        table = path.with_suffix(".md")
+        if table.exists():  # the stage's own table reads better than flattened JSON
+            parts.append(table.read_text().replace("\n# ", "\n### ").removeprefix("# "))
+            continue
         try:
             parts.append(json_to_markdown(json.loads(path.read_text())))
         except FileNotFoundError:
@@ -258,8 +262,8 @@ def style_report(root: Path, style: str) -> str:
             parts.append(f"_unreadable: {exc}_")
     preview = root / "data" / "preview" / style
     parts.append(f"## Previews\n\n_source: `data/preview/{style}/`_")
-    posters = sorted(preview.glob("*_poster.png"))
-    videos = sorted(preview.glob("*.mp4"))
+    posters = sorted(preview.rglob("*_poster.png"))
+    videos = sorted(preview.rglob("*.mp4"))
     for p in posters:
         uri = _thumbnail_data_uri(p)
         parts.append(f"![{p.name}]({uri})" if uri else "")
