@@ -37,26 +37,38 @@ def load_style_image(cfg: StyleConfig, size: int) -> np.ndarray:
 
 
 class Batches:
-    """Deterministic random batches of training crops, a pure function of the step."""
+    """Deterministic random batches of training crops, a pure function of the step.
+
+    A prepared crop larger than the training size is cropped again, never shrunk:
+    shrinking shows the network objects smaller than a 480x853 camera frame does,
+    and a filter trained that way paints large blobs on real frames.
+    """
 
     def __init__(self, files: list[Path], cfg: TrainConfig):
         self.files, self.cfg = files, cfg
         self._cache: dict[Path, np.ndarray] = {}
 
     def _image(self, p: Path) -> np.ndarray:
-        if p not in self._cache:
-            img = load_rgb(p)
-            if img.shape[:2] != (self.cfg.image_size, self.cfg.image_size):
-                img = center_crop(resize_short_side(img, self.cfg.image_size), self.cfg.image_size, self.cfg.image_size)
-            if len(self._cache) < 20000:  # bounded: ~4 GB at 256 px
-                self._cache[p] = img
-            return img
-        return self._cache[p]
+        if p in self._cache:
+            return self._cache[p]
+        img = load_rgb(p)
+        if min(img.shape[:2]) < self.cfg.image_size:
+            img = resize_short_side(img, self.cfg.image_size)
+        if len(self._cache) < 20000:  # bounded: ~4 GB at 256 px
+            self._cache[p] = img
+        return img
 
     def __call__(self, step: int) -> np.ndarray:
         rng = np.random.default_rng([self.cfg.seed, step])
+        size = self.cfg.image_size
         idx = rng.choice(len(self.files), self.cfg.batch_size, replace=len(self.files) < self.cfg.batch_size)
-        batch = np.stack([self._image(self.files[i]) for i in idx]).astype(np.float32)
+        crops = []
+        for i in idx:
+            img = self._image(self.files[i])
+            top = rng.integers(0, img.shape[0] - size + 1)
+            left = rng.integers(0, img.shape[1] - size + 1)
+            crops.append(img[top : top + size, left : left + size])
+        batch = np.stack(crops).astype(np.float32)
         flip = rng.random(len(idx)) < 0.5
         batch[flip] = batch[flip, :, ::-1]
         return batch
