@@ -26,6 +26,7 @@ from livestyle.lossnet import build_lossnet
 from livestyle.network import build_transformer
 from livestyle.trainer import StyleTrainer, style_grams
 
+_TRAINING_CODE = ("train.py", "trainer.py", "losses.py", "lossnet.py", "network.py")
 LOG_FIELDS = ("step", "loss", "content", "style", "tv", "images_per_s")
 WEIGHTS = "transformer.weights.h5"
 
@@ -116,7 +117,9 @@ def config_key(cfg: StyleConfig) -> str:
     d["train"].pop("steps")
     d["train"].pop("checkpoint_every")
     d["train"].pop("sample_every")
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    # the training code too: a checkpoint made by other code is not this run's past
+    code = "".join((Path(__file__).parent / f).read_text() for f in _TRAINING_CODE)
+    return hashlib.sha256((json.dumps(d, sort_keys=True, default=str) + code).encode()).hexdigest()[:16]
 
 
 def save_checkpoint(trainer: StyleTrainer, ckpt_dir: Path, step: int, log_rows: list[dict], key: str) -> None:
@@ -155,7 +158,15 @@ def sample_grid(transformer: keras.Model, heldout: list[np.ndarray]) -> np.ndarr
 
 
 def heldout_crops(folder: Path, size: int, count: int) -> list[np.ndarray]:
-    return [center_crop(resize_short_side(load_rgb(p), size), size, size) for p in load_images(folder)[:count]]
+    """Centre crops of the held-out photos at their stored scale (short side
+    data.heldout_size, about a camera frame's): evaluated as a frame would be, not shrunk."""
+    crops = []
+    for p in load_images(folder)[:count]:
+        img = load_rgb(p)
+        if min(img.shape[:2]) < size:
+            img = resize_short_side(img, size)
+        crops.append(center_crop(img, size, size))
+    return crops
 
 
 def write_log_csv(path: Path, rows: list[dict]) -> None:
@@ -187,12 +198,19 @@ def plot_losses(path: Path, rows: list[dict], style: str) -> None:
     plt.close(fig)
 
 
-def evaluate(trainer: StyleTrainer, images: list[np.ndarray]) -> dict[str, float]:
+def at_size(transformer: keras.Model, cfg: StyleConfig, size: int) -> keras.Model:
+    """The same weights in a model built for size x size (the network is size-free)."""
+    net = build_transformer(cfg.network, size, size, name="eval_transformer")
+    net.set_weights(transformer.get_weights())
+    return net
+
+
+def evaluate(trainer: StyleTrainer, net: keras.Model, images: list[np.ndarray]) -> dict[str, float]:
     """Unweighted loss terms on held-out content, inference mode (moving BN statistics)."""
     totals = {"content": 0.0, "style": 0.0, "tv": 0.0}
     for img in images:
         x = np.asarray(img, np.float32)[None]
-        y = trainer.transformer(x, training=False)
+        y = net(x, training=False)
         for k, v in trainer.loss_terms(keras.ops.convert_to_tensor(x), keras.ops.cast(y, "float32")).items():
             totals[k] += float(keras.ops.convert_to_numpy(v)) / len(images)
     return totals
@@ -209,7 +227,7 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     out_dir.mkdir(parents=True, exist_ok=True)
     trainer, style = build_trainer(cfg)
     batches = Batches(load_images(prepared / "train"), t)
-    heldout = heldout_crops(prepared / "heldout", t.image_size, samples_count)
+    heldout = heldout_crops(prepared / "heldout", max(t.image_size, 256), samples_count)
     ckpt_dir = out_dir / "checkpoint"
     # a checkpoint is only resumed for the same settings and the same training images
     files = batches.files
@@ -234,7 +252,7 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
         if step % t.checkpoint_every == 0 or step == t.steps:
             save_checkpoint(trainer, ckpt_dir, step, rows, key)
         if step % t.sample_every == 0 and step < t.steps:
-            save_png(out_dir / "samples" / f"step_{step:06d}.png", sample_grid(trainer.transformer, heldout))
+            save_png(out_dir / "samples" / f"step_{step:06d}.png", sample_grid(at_size(trainer.transformer, cfg, len(heldout[0])), heldout))
         if stop_after is not None and step >= stop_after:
             bar.close()
             return {"stopped_at": step}
@@ -242,14 +260,15 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
 
     with atomic_path(out_dir / WEIGHTS) as tmp:
         trainer.transformer.save_weights(tmp)
-    save_png(out_dir / "samples.png", sample_grid(trainer.transformer, heldout))
+    eval_net = at_size(trainer.transformer, cfg, len(heldout[0]))
+    save_png(out_dir / "samples.png", sample_grid(eval_net, heldout))
     write_log_csv(out_dir / "loss.csv", rows)
     plot_losses(out_dir / "loss.png", rows, cfg.name)
     metrics = {
         "style": cfg.name,
         "steps": t.steps,
         "final": {k: rows[-1][k] for k in ("loss", "content", "style", "tv")} if rows else {},
-        "heldout": evaluate(trainer, heldout),
+        "heldout": evaluate(trainer, eval_net, heldout),
         "images_per_s_median": float(np.median([r["images_per_s"] for r in rows[1:]] or [0.0])),
         "backend": keras.backend.backend(),
         "params": trainer.transformer.count_params(),

@@ -1,5 +1,6 @@
 """DVC stage: run every exported model of a style on held-out frames against Keras."""
 
+import json
 from pathlib import Path
 
 from livestyle.atomic import write_json
@@ -9,8 +10,6 @@ from livestyle.errors import LivestyleError, run_cli
 from livestyle.export import ExportConfig, load_transformer
 from livestyle.verify import VerifyConfig, failures, keras_reference, save_comparison, verify_models
 
-FORMAT_OF_SUFFIX = {".mlpackage": "mlprogram", ".mlmodel": "neuralnetwork", ".tflite": "tflite", ".onnx": "onnx"}
-
 
 def main(argv):
     (style,) = argv
@@ -19,7 +18,9 @@ def main(argv):
     export = ExportConfig.from_params(params["export"])
     net = style_config(params, style).network
     h, w = export.sizes[0]
-    models = {FORMAT_OF_SUFFIX[p.suffix]: p for p in sorted(Path("data/export", style).iterdir()) if p.suffix in FORMAT_OF_SUFFIX}
+    # the export stage's own record of what it wrote, at the first (verified) size
+    written = json.loads(Path("data/export", style, "export.json").read_text())["models"]
+    models = {m["format"]: Path("data/export", style, name) for name, m in sorted(written.items()) if [m["height"], m["width"]] == [h, w]}
     reference = keras_reference(load_transformer(Path("data/train", style, "transformer.weights.h5"), net, h, w))
     frames = heldout_frames("data/prepared/heldout", h, w, cfg.frames)
     out = Path("data/verify", style)
