@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Iterable
 
@@ -174,14 +176,16 @@ def read_dag(root: str | os.PathLike = ".") -> Dag:
     return Dag(tuple(StageNode(n, upstream[n]) for n in ordered))
 
 
-def stale_stages(root: str | os.PathLike = ".", dvc: str = "dvc") -> dict[str, list]:
+def stale_stages(root: str | os.PathLike = ".", dvc: Sequence[str] | None = None) -> dict[str, list]:
     """Stages `dvc repro` would run, with DVC's reasons (`dvc status --json`).
 
     Runs the CLI rather than `Repo.status()` so that `--wait-for-lock` applies: a
     stage of the flow may hold the repo lock at the same moment.
     """
+    # this interpreter's DVC: a bare `dvc` may not be on PATH (CI runs .venv/bin/python)
+    dvc = list(dvc) if dvc else [sys.executable, "-m", "dvc"]
     proc = subprocess.run(
-        [dvc, "--wait-for-lock", "status", "--json"],
+        [*dvc, "--wait-for-lock", "status", "--json"],
         cwd=root,
         capture_output=True,
         text=True,
