@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from livestyle import costmodel
+from livestyle import costmodel, verify
 from livestyle.atomic import atomic_path, write_json, write_text
 from livestyle.config import NetworkConfig, _build
 from livestyle.errors import LivestyleError
@@ -127,32 +127,14 @@ def _tf_threads(threads: int) -> None:
 
 
 def tflite_runner(path: Path, x: np.ndarray, threads: int):
-    from ai_edge_litert.interpreter import Interpreter
-
-    # XNNPACK is LiteRT's default CPU delegate for float models
-    interp = Interpreter(model_path=str(path), num_threads=threads)
-    interp.allocate_tensors()
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    if tuple(inp["shape"]) != x.shape:
-        raise LivestyleError(path, f"input shape {tuple(inp['shape'])}, the bench feeds {x.shape}")
-
-    def run():
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        return interp.get_tensor(out["index"])
-
-    return run
+    """The verify stage's LiteRT runner, bound to the bench input."""
+    run = verify.tflite_runner(path, threads)
+    return lambda: run(x[0])[None]  # batch of one, as the input
 
 
 def onnx_runner(path: Path, x: np.ndarray, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return lambda: sess.run(None, {name: x})
+    run = verify.onnx_runner(path, threads)
+    return lambda: run(x[0])[None]  # batch of one, as the input
 
 
 def coreml_runner(path: Path, x: np.ndarray):

@@ -20,6 +20,8 @@ import numpy as np
 from livestyle.atomic import atomic_path
 from livestyle.config import NetworkConfig, _build
 
+# file suffix of each export format: the one place the two are paired
+MODEL_SUFFIX = {"mlprogram": ".mlpackage", "neuralnetwork": ".mlmodel", "tflite": ".tflite", "onnx": ".onnx"}
 INPUT_NAME = "image"
 OUTPUT_NAME = "stylized"
 _DATE_KEY = "com.github.apple.coremltools.conversion_date"
@@ -232,9 +234,8 @@ def _rename_onnx_output(model_proto, new: str) -> str:
 
 
 def model_filename(style: str, fmt: str, height: int, width: int, multiple_sizes: bool) -> str:
-    ext = {"mlprogram": "mlpackage", "neuralnetwork": "mlmodel", "tflite": "tflite", "onnx": "onnx"}[fmt]
     tag = f"_{width}x{height}" if multiple_sizes else ""
-    return f"{style}{tag}.{ext}"
+    return f"{style}{tag}{MODEL_SUFFIX[fmt]}"
 
 
 def export_style(weights: Path, net: NetworkConfig, cfg: ExportConfig, style: str, meta: dict, out_dir: Path) -> dict:

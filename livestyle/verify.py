@@ -25,9 +25,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from livestyle.errors import LivestyleError
+from livestyle.export import MODEL_SUFFIX
 
 FORMATS = ("mlprogram", "neuralnetwork", "tflite", "onnx")
-_SUFFIX = {".mlpackage": "mlprogram", ".mlmodel": "neuralnetwork", ".tflite": "tflite", ".onnx": "onnx"}
+_SUFFIX = {suffix: fmt for fmt, suffix in MODEL_SUFFIX.items()}
 # fp16 Core ML (and the fp16 rounding the executors emulate) costs ~25-35 dB of
 # headroom over fp32 formats; the defaults leave a margin over what tests measured
 DEFAULT_MIN_PSNR = {"mlprogram": 40.0, "neuralnetwork": 40.0, "tflite": 50.0, "onnx": 50.0}
@@ -125,10 +126,11 @@ def keras_reference(model) -> Runner:
     return run
 
 
-def tflite_runner(path: str | os.PathLike) -> Runner:
+def tflite_runner(path: str | os.PathLike, threads: int | None = None) -> Runner:
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_path=str(path))
+    # XNNPACK is LiteRT's default CPU delegate for float models
+    interp = Interpreter(model_path=str(path), num_threads=threads)
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
@@ -151,11 +153,12 @@ def tflite_runner(path: str | os.PathLike) -> Runner:
     return run
 
 
-def onnx_runner(path: str | os.PathLike) -> Runner:
+def onnx_runner(path: str | os.PathLike, threads: int = 2) -> Runner:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2  # the CI box has 2 cores; more threads only thrash
+    opts.intra_op_num_threads = threads  # the CI box has 2 cores; more threads only thrash
+    opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
 
