@@ -247,7 +247,8 @@ def style_report(root: Path, style: str) -> str:
     """Markdown for one style from whatever its stages have written so far."""
     parts = [f"# Style `{style}`"]
     for title, rel in (("Benchmark", f"data/bench/{style}/bench.json"),
-                       ("Verification", f"data/verify/{style}/verify.json")):
+                       ("Verification", f"data/verify/{style}/verify.json"),
+                       ("Quality", f"data/quality/{style}/quality.json")):
         path = root / rel
         parts.append(f"## {title}\n\n_source: `{rel}`_")
         table = path.with_suffix(".md")
@@ -260,6 +261,9 @@ def style_report(root: Path, style: str) -> str:
             parts.append("_not produced yet_")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             parts.append(f"_unreadable: {exc}_")
+    sheet = root / "data" / "quality" / style / "sheet.png"
+    if sheet.exists() and (uri := _thumbnail_data_uri(sheet, width=720)):
+        parts.append(f"![quality sheet]({uri})\n\nsheet: `{sheet.resolve()}`")
     preview = root / "data" / "preview" / style
     parts.append(f"## Previews\n\n_source: `data/preview/{style}/`_")
     posters = sorted(preview.rglob("*_poster.png"))

@@ -9,8 +9,9 @@ Layout inside the zip (every path POSIX, relative, sorted):
     S/S.mlmodel                   Core ML neuralnetwork (iOS14)
     S/S.tflite, S/S.onnx          other platforms
     S/MODEL_CARD.md, S/model_card.json
-    S/export.json, S/metrics/{train,verify,bench}.json
+    S/export.json, S/metrics/{train,verify,bench,quality}.json
     S/preview/...                 mp4s, gif, poster, preview.json
+    S/quality/sheet.png           painting | photo | ours | reference, with figures
 
 The .mlpackage is stored as a tree, not as a nested S.mlpackage.zip: every file in it
 gets its own checksum in the manifest (a tamper names the file), the verifier streams
@@ -86,12 +87,13 @@ class StyleArtifacts:
     verify_json: Path | None = None
     bench_json: Path | None = None
     preview_dir: Path | None = None
+    quality_dir: Path | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_data_root(cls, name: str, data_root: str | os.PathLike = "data", config=None, data=None) -> "StyleArtifacts":
-        """The DVC layout: data/{export,train,verify,bench,preview}/S/."""
+        """The DVC layout: data/{export,train,verify,bench,preview,quality}/S/."""
         root = Path(data_root)
         return cls(
             name=name,
@@ -100,6 +102,7 @@ class StyleArtifacts:
             verify_json=root / "verify" / name / "verify.json",
             bench_json=root / "bench" / name / "bench.json",
             preview_dir=root / "preview" / name,
+            quality_dir=root / "quality" / name,
             config=dict(config or {}),
             data=dict(data or {}),
         )
@@ -116,13 +119,14 @@ class StyleArtifacts:
         }
 
     def load_json(self, which: str) -> dict:
-        """One of train/verify/bench/export/preview as a dict; {} if the file is absent."""
+        """One of train/verify/bench/export/preview/quality as a dict; {} if the file is absent."""
         path = {
             "train": self.train_json,
             "verify": self.verify_json,
             "bench": self.bench_json,
             "export": Path(self.export_dir) / "export.json",
             "preview": Path(self.preview_dir) / "preview.json" if self.preview_dir else None,
+            "quality": Path(self.quality_dir) / "quality.json" if self.quality_dir else None,
         }[which]
         return read_json(path) if path is not None and Path(path).is_file() else {}
 
@@ -163,7 +167,7 @@ def release(params: Mapping[str, Any], data_root: str | os.PathLike = "data", pr
     """What the release stage runs: one bundle with every style in params `styles:`.
 
     Reads each style's merged config (network/loss/train, credit, license) for its
-    model card, and the DVC layout data/{export,train,verify,bench,preview}/S.
+    model card, and the DVC layout data/{export,train,verify,bench,preview,quality}/S.
     """
     import dataclasses
 
@@ -249,7 +253,8 @@ def _style_entries(art: StyleArtifacts) -> tuple[dict[str, Path | bytes], dict[s
     export_json = Path(art.export_dir) / "export.json"
     if export_json.is_file():
         entries[f"{s}/export.json"] = export_json
-    for which, path in (("train", art.train_json), ("verify", art.verify_json), ("bench", art.bench_json)):
+    quality_json = Path(art.quality_dir) / "quality.json" if art.quality_dir else None
+    for which, path in (("train", art.train_json), ("verify", art.verify_json), ("bench", art.bench_json), ("quality", quality_json)):
         if path is not None and Path(path).is_file():
             read_json(path)  # refuse a corrupt metrics file now, naming it
             entries[f"{s}/metrics/{which}.json"] = Path(path)
@@ -260,11 +265,19 @@ def _style_entries(art: StyleArtifacts) -> tuple[dict[str, Path | bytes], dict[s
             if not any(part.startswith(".") for part in rel.split("/")):
                 entries[f"{s}/preview/{rel}"] = f
 
+    index: dict[str, Any] = {"models": models, "model_card": f"{s}/MODEL_CARD.md"}
+    quality = {"metrics": f"{s}/metrics/quality.json", "sheet": f"{s}/quality/sheet.png"}
+    if art.quality_dir is not None and (Path(art.quality_dir) / "sheet.png").is_file():
+        entries[quality["sheet"]] = Path(art.quality_dir) / "sheet.png"
+    quality = {k: rel for k, rel in quality.items() if rel in entries}
+    if quality:
+        index["quality"] = quality
+
     sizes = {fmt: _size(entries, rel) for fmt, rel in models.items()}
     card = modelcard.build_card(art, model_sizes=sizes)
     entries[f"{s}/model_card.json"] = (json.dumps(card, indent=2, sort_keys=True) + "\n").encode()
     entries[f"{s}/MODEL_CARD.md"] = modelcard.render_markdown(card).encode()
-    return entries, {"models": models, "model_card": f"{s}/MODEL_CARD.md"}
+    return entries, index
 
 
 def _size(entries: Mapping[str, Path | bytes], rel: str) -> int:
@@ -518,6 +531,9 @@ def verify_bundle(path: str | os.PathLike, progress: bool = False) -> list[str]:
             for fmt, rel in sorted(((entry or {}).get("models") or {}).items()):
                 if rel not in listed and not any(n.startswith(f"{rel}/") for n in listed):
                     problems.append(f"{rel}: {style} {fmt} model named in the manifest has no files")
+            for what, rel in sorted(((entry or {}).get("quality") or {}).items()):
+                if rel not in listed:
+                    problems.append(f"{rel}: {style} quality {what} named in the manifest is not listed")
     return problems
 
 

@@ -75,13 +75,18 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    network: str = "hed_vgg16"  # hed_vgg16 (offline) | vgg16 | vgg19 (ImageNet weights)
+    network: str = "hed_vgg16"  # imagenet_vgg16 | hed_vgg16 (offline) | vgg16 | vgg19 (downloaded)
+    normalisation: str = "relative"  # relative (per layer) | johnson (plain MSE, peer's weights)
     content_weight: float = 1.0
     style_weight: float = 1.0
     tv_weight: float = 1.0
     style_scale: float = 1.0  # style image is resized to image_size * style_scale
     content_layers: tuple = ("block2_conv2",)
     style_layers: tuple = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
+
+    def __post_init__(self):
+        if self.normalisation not in ("relative", "johnson"):
+            raise LivestyleError(PARAMS_FILE, f"loss.normalisation = {self.normalisation!r}: use relative or johnson")
 
     @classmethod
     def from_params(cls, d):
@@ -100,6 +105,14 @@ class TrainConfig:
     checkpoint_every: int = 100
     sample_every: int = 200
     mixed_precision: bool = False
+    loop: str = "auto"  # auto (jax on the JAX backend, else keras) | keras | jax
+    steps_per_call: int = 50  # jax loop: steps per compiled call (cut at checkpoints and samples)
+
+    def __post_init__(self):
+        if self.loop not in ("auto", "keras", "jax"):
+            raise LivestyleError(PARAMS_FILE, f"train.loop = {self.loop!r}: use auto, keras or jax")
+        if self.steps_per_call < 1:
+            raise LivestyleError(PARAMS_FILE, f"train.steps_per_call = {self.steps_per_call!r}: must be at least 1")
 
     @classmethod
     def from_params(cls, d):

@@ -54,6 +54,21 @@ def load_transformer(weights: Path, net: NetworkConfig, height: int, width: int)
     return model
 
 
+def stylizer(weights: Path, net: NetworkConfig):
+    """The trained transformer as batch (N, H, W, 3) 0..255 -> float32 batch, at any
+    frame size: the network is built for each new size once (Keras models have fixed
+    shapes here) with the same weights."""
+    models = {}
+
+    def stylize(batch) -> np.ndarray:
+        size = tuple(np.shape(batch)[1:3])
+        if size not in models:
+            models[size] = load_transformer(weights, net, *size)
+        return np.asarray(models[size](np.asarray(batch, np.float32), training=False))
+
+    return stylize
+
+
 def display_model(transformer, display_hw: tuple[int, int]):
     """Transformer + bilinear upscale to the display size + NHWC->NCHW, batch 1.
 

@@ -55,3 +55,43 @@ def grid(images: list[np.ndarray], cols: int, pad: int = 4) -> np.ndarray:
         r, c = divmod(i, cols)
         out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = im
     return out
+
+
+def labelled_sheet(rows, out_png: str | Path, thumb_height: int = 240, font_size: int = 12) -> Path:
+    """One PNG of captioned thumbnails: `rows` is a list of rows of (caption, RGB image)
+    cells (a None cell is left blank). Thumbnails keep their aspect ratio at
+    `thumb_height`; each column is as wide as its widest thumbnail. Captions may have
+    several lines. Deterministic bytes (no timestamp in the PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def thumb(rgb):
+        h, w = rgb.shape[:2]
+        return resize(np.clip(np.asarray(rgb), 0, 255).astype(np.uint8)[..., :3], thumb_height, max(1, round(w * thumb_height / h)))
+
+    cells = [[None if cell is None else (cell[0], thumb(cell[1])) for cell in row] for row in rows]
+    cols = max(len(row) for row in cells)
+    col_w = [max([row[c][1].shape[1] for row in cells if c < len(row) and row[c] is not None] or [thumb_height]) for c in range(cols)]
+    lines = max(str(cell[0]).count("\n") + 1 for row in cells for cell in row if cell is not None)
+    pad, dpi, caption_px = 12, 100, lines * round(font_size * 1.6) + 8
+    width = pad + sum(w + pad for w in col_w)
+    height = pad + len(cells) * (caption_px + thumb_height + pad)
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
+    for r, row in enumerate(cells):
+        top = pad + r * (caption_px + thumb_height + pad)
+        for c, cell in enumerate(row):
+            if cell is None:
+                continue
+            caption, image = cell
+            left = pad + sum(w + pad for w in col_w[:c])
+            # figimage places pixels 1:1 (imshow in axes would resample the thumbnails)
+            fig.figimage(image, xo=left + (col_w[c] - image.shape[1]) // 2, yo=height - top - caption_px - thumb_height, origin="upper")
+            fig.text((left + col_w[c] / 2) / width, 1 - (top + caption_px / 2) / height, caption, ha="center", va="center",
+                     fontsize=font_size, linespacing=1.3)
+    out_png = Path(out_png)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return out_png

@@ -14,30 +14,45 @@ def gram(features):
     return ops.matmul(ops.transpose(flat, (0, 2, 1)), flat) / ops.cast(h * w * c, features.dtype)
 
 
-def content_loss(stylized_feats, content_feats):
-    """Feature distance relative to the content features' energy.
+NORMALISATIONS = ("relative", "johnson")
 
-    Relative, like style_loss, so the weights in params mean the same for any loss
-    network and layer choice."""
+
+def content_loss(stylized_feats, content_feats, normalisation="relative"):
+    """Feature distance per content layer.
+
+    relative: divided by the content features' energy, so weights mean the same for any
+    loss network and layer. johnson: plain mean squared distance (Johnson et al.; the
+    form of the peer project lengstrom/fast-style-transfer, weights 7.5/100/200)."""
     return sum(
-        ops.mean(ops.square(a - b)) / (ops.mean(ops.square(b)) + 1e-6) for a, b in zip(stylized_feats, content_feats)
+        ops.mean(ops.square(a - b)) / (_energy(b) if normalisation == "relative" else 1.0)
+        for a, b in zip(stylized_feats, content_feats)
     )
 
 
-def style_loss(stylized_feats, style_grams):
-    """Sum over layers of the squared Gram distance relative to the painting's Gram energy.
+def style_loss(stylized_feats, style_grams, normalisation="relative"):
+    """Sum over layers of the squared Gram distance.
 
-    Without the per-layer normalisation the first layer dominates: with the HED VGG16
-    the Gram distance of block1_conv2 is ~1e3x block2's and ~2e7x block4's, so only
-    colours were learned, no strokes (measured on The Scream vs a photo)."""
+    relative: each layer divided by the painting's Gram energy. With the HED VGG16,
+    un-normalised, block1_conv2's distance was ~1e3x block2's and ~2e7x block4's and
+    only colours were learned. johnson: un-normalised, which suits ImageNet VGG
+    features, whose layers' Gram scales are close enough for every layer to count."""
     return sum(
-        ops.mean(ops.square(gram(f) - g)) / (ops.mean(ops.square(g)) + 1e-12) for f, g in zip(stylized_feats, style_grams)
+        ops.mean(ops.square(gram(f) - g)) / (_energy(g, 1e-12) if normalisation == "relative" else 1.0)
+        for f, g in zip(stylized_feats, style_grams)
     )
 
 
-def total_variation(images):
-    """Mean absolute neighbour difference, on 0..1 pixels: suppresses high-frequency noise."""
-    images = images / 255.0
-    dh = ops.abs(images[:, 1:, :, :] - images[:, :-1, :, :])
-    dw = ops.abs(images[:, :, 1:, :] - images[:, :, :-1, :])
-    return ops.mean(dh) + ops.mean(dw)
+def _energy(t, eps=1e-6):
+    return ops.mean(ops.square(t)) + eps
+
+
+def total_variation(images, normalisation="relative"):
+    """Neighbour differences: suppresses high-frequency noise.
+
+    relative: mean absolute difference on 0..1 pixels; johnson: mean squared difference
+    on 0..255 pixels, as the peer project's weights expect."""
+    dh = images[:, 1:, :, :] - images[:, :-1, :, :]
+    dw = images[:, :, 1:, :] - images[:, :, :-1, :]
+    if normalisation == "johnson":
+        return ops.mean(ops.square(dh)) + ops.mean(ops.square(dw))
+    return (ops.mean(ops.abs(dh)) + ops.mean(ops.abs(dw))) / 255.0

@@ -171,6 +171,7 @@ def build_card(art: "StyleArtifacts", model_sizes: Mapping[str, int] | None = No
     bench = art.load_json("bench")
     export = art.load_json("export")
     preview = art.load_json("preview")
+    quality = art.load_json("quality")
     measured, estimated = split_bench(bench)
     return {
         "style": art.name,
@@ -204,6 +205,7 @@ def build_card(art: "StyleArtifacts", model_sizes: Mapping[str, int] | None = No
             "note": "'estimates' come from a cost model against device profiles, not from device measurements",
         },
         "preview": preview,
+        "quality": {k: quality[k] for k in ("photos", "mean", "flicker_ratio", "settings") if k in quality},
         "intended_use": INTENDED_USE,
         "limitations": LIMITATIONS,
     }
@@ -330,6 +332,15 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     pv = card.get("preview") or {}
     if pv:
         lines.append("\n## Preview\n\n" + _table(["preview", "value"], [[k, val] for k, val in flatten(pv)]))
+
+    q = card.get("quality") or {}
+    if q.get("mean"):
+        mean, photo = q["mean"], q["mean"].get("photo") or {}
+        lines.append(f"\n## Quality ({q.get('photos', '?')} held-out photos; distances, 0 = best; quality/sheet.png shows them)\n\n")
+        lines.append("Texture and colour against the painting, content against the photo, under measures training does not "
+                     "optimise (livestyle.quality); the unstylized photo is the baseline.\n\n")
+        keys = [k for k in ("texture", "colour", "content", "lossnet_content", "lossnet_style") if k in mean]
+        lines.append(_table(["measure", "ours", "photo"], [[k, mean[k], photo.get(k, NOT_RECORDED)] for k in keys]))
 
     lines.append("\n## Intended use\n\n" + f"{card.get('intended_use', INTENDED_USE)}\n")
     lines.append("\n## Limitations\n\n" + "".join(f"- {x}\n" for x in card.get("limitations", LIMITATIONS)))

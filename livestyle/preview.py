@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import math
 import os
 import re
 import sys
@@ -315,33 +314,8 @@ def contact_sheet(
 ) -> Path:
     """One PNG: the original frame then every style on it, each labelled (styles sorted,
     so the sheet does not depend on dict order)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from livestyle.images import labelled_sheet
 
     panels = [("original", _load_rgb(original_frame))] + [(k, _load_rgb(posters[k])) for k in sorted(posters)]
-    thumbs = []
-    for label, rgb in panels:
-        h, w = rgb.shape[:2]
-        tw = max(1, round(w * thumb_height / h))
-        thumbs.append((label, cv2.resize(rgb, (tw, thumb_height), interpolation=cv2.INTER_AREA)))
-    cols = min(columns, len(thumbs))
-    rows = math.ceil(len(thumbs) / cols)
-    tw = max(t.shape[1] for _, t in thumbs)
-    pad, title_px, dpi = 12, 34, 100
-    width = pad + cols * (tw + pad)
-    height = pad + rows * (title_px + thumb_height + pad)
-    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
-    for i, (label, thumb) in enumerate(thumbs):
-        r, c = divmod(i, cols)
-        x = pad + c * (tw + pad) + (tw - thumb.shape[1]) // 2
-        top = pad + r * (title_px + thumb_height + pad)
-        # figimage places pixels 1:1 (imshow in axes would resample the thumbnails)
-        fig.figimage(thumb, xo=x, yo=height - top - title_px - thumb_height, origin="upper")
-        fig.text((x + thumb.shape[1] / 2) / width, 1 - (top + title_px / 2) / height, label, ha="center", va="center", fontsize=14)
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
-    return out_png
+    rows = [panels[i : i + columns] for i in range(0, len(panels), columns)]
+    return labelled_sheet(rows, out_png, thumb_height=thumb_height, font_size=14)

@@ -32,21 +32,24 @@ class StyleTrainer(keras.Model):
 
     def loss_terms(self, content, stylized):
         """Unweighted content, style and TV terms for a batch."""
-        stylized_f = self.lossnet(stylized)
-        content_f = self.content_net(content)
-        if not isinstance(content_f, (list, tuple)):
-            content_f = [content_f]
+        stylized_f = _float32(self.lossnet(stylized))
+        content_f = _float32(self.content_net(content))
+        norm = self.cfg.normalisation
         return {
-            "content": content_loss(stylized_f[: self.n_content], content_f),
-            "style": style_loss(stylized_f[self.n_content :], self.style_grams),
-            "tv": total_variation(stylized),
+            "content": content_loss(stylized_f[: self.n_content], content_f, norm),
+            "style": style_loss(stylized_f[self.n_content :], self.style_grams, norm),
+            "tv": total_variation(stylized, norm),
         }
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred = ops.cast(y_pred, "float32")
-        terms = self.loss_terms(ops.cast(x, "float32"), y_pred)
+    def total_loss(self, x, y_pred):
+        """Weighted loss and its unweighted terms, in float32: the math of Keras' step
+        (compute_loss) and of livestyle.fastloop's."""
+        terms = self.loss_terms(ops.cast(x, "float32"), ops.cast(y_pred, "float32"))
         c = self.cfg
-        total = c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
+        return c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"], terms
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        total, terms = self.total_loss(x, y_pred)
         for k, v in {**terms, "loss": total}.items():
             self.trackers[k].update_state(v)
         return total
@@ -59,4 +62,13 @@ class StyleTrainer(keras.Model):
 def style_grams(lossnet: keras.Model, style_image: np.ndarray, cfg: LossConfig) -> list[np.ndarray]:
     """Gram matrices of the painting at the style layers (the lossnet's later outputs)."""
     feats = lossnet(np.asarray(style_image, np.float32)[None])
-    return [np.asarray(ops.convert_to_numpy(gram(f))) for f in feats[len(cfg.content_layers) :]]
+    return [np.asarray(ops.convert_to_numpy(gram(f))) for f in _float32(feats)[len(cfg.content_layers) :]]
+
+
+def _float32(features) -> list:
+    """Loss-network features as float32 (a list even for one layer): under a mixed
+    policy the network runs in bf16/fp16, but Gram matrices sum h*w products, which
+    lose their precision there (and overflow fp16)."""
+    if not isinstance(features, (list, tuple)):
+        features = [features]
+    return [ops.cast(f, "float32") for f in features]

@@ -41,7 +41,7 @@ def main() -> None:
 
     from livestyle.config import load_params, style_config
     from livestyle.data import DataConfig, prepare
-    from livestyle.images import grid, load_rgb, resize_short_side, save_png
+    from livestyle.images import load_rgb, save_png
     from livestyle.network import build_transformer
     from livestyle.train import train_style
 
@@ -69,16 +69,14 @@ def main() -> None:
         summary[style] = metrics
         print(style, json.dumps(metrics), flush=True)
         if args.content:
-            content = resize_short_side(load_rgb(args.content), 512)
-            h, w = (content.shape[0] // 4) * 4, (content.shape[1] // 4) * 4
-            content = content[:h, :w]
-            net = build_transformer(cfg.network, h, w)
-            net.load_weights(out / "train" / style / "transformer.weights.h5")
-            styled = np.clip(net.predict(content[None].astype(np.float32), verbose=0)[0], 0, 255).astype(np.uint8)
-            paint = resize_short_side(load_rgb(painting), h)[:h, :w]
-            if paint.shape[1] < w:
-                paint = np.pad(paint, ((0, 0), (0, w - paint.shape[1]), (0, 0)), constant_values=255)
-            save_png(out / f"{style}_chicago.png", grid([paint, content, styled], cols=3))
+            # full size, as the peer's published outputs are: the network pads to a multiple of 4
+            for photo in [Path(args.content), *sorted((prepared / "heldout").glob("*.png"))[:4]]:
+                content = load_rgb(photo)
+                net = build_transformer(cfg.network, *content.shape[:2])
+                net.load_weights(out / "train" / style / "transformer.weights.h5")
+                styled = np.clip(net.predict(content[None].astype(np.float32), verbose=0)[0], 0, 255).astype(np.uint8)
+                (out / "stylized").mkdir(parents=True, exist_ok=True)
+                save_png(out / "stylized" / f"{style}__{photo.stem}.png", styled)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
 

@@ -3,12 +3,10 @@
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 from livestyle.atomic import write_json
 from livestyle.config import load_params, style_config
 from livestyle.errors import run_cli
-from livestyle.export import ExportConfig, load_transformer
+from livestyle.export import ExportConfig, stylizer
 from livestyle.preview import PreviewConfig, render_style_previews
 
 
@@ -19,17 +17,8 @@ def main(argv):
     h, w = export.sizes[0]
     # model and display sizes are named once, in export:
     cfg = dataclasses.replace(PreviewConfig.from_params(params["preview"]), model_size=(h, w), display_size=tuple(export.display))
-    weights = Path("data/train", style, "transformer.weights.h5")
-    net = style_config(params, style).network
-    models = {}
-
-    def stylize(batch: np.ndarray) -> np.ndarray:
-        # a landscape clip runs the model at the transposed size: build each size once
-        size = batch.shape[1:3]
-        if size not in models:
-            models[size] = load_transformer(weights, net, *size)
-        return np.asarray(models[size](batch.astype(np.float32), training=False))
-
+    # a landscape clip runs the model at the transposed size: stylizer builds each size once
+    stylize = stylizer(Path("data/train", style, "transformer.weights.h5"), style_config(params, style).network)
     out = Path("data/preview", style)
     metrics = render_style_previews(stylize, style, None, out / "media", cfg)
     write_json(out / "preview.json", metrics)

@@ -60,6 +60,12 @@ def fake_style(root: Path, name: str, with_json: bool = True) -> StyleArtifacts:
             d = root / stage / name
             d.mkdir(parents=True)
             (d / f"{stage}.json").write_text(json.dumps(obj))
+        quality = root / "quality" / name
+        quality.mkdir(parents=True)
+        figures = {"texture": 12.5, "colour": 9.0, "content": 0.31, "texture_flat": 40.0}
+        (quality / "quality.json").write_text(json.dumps({"style": name, "photos": 2, "flicker_ratio": 1.4,
+                                                          "mean": {**figures, "photo": {"texture": 118.0, "colour": 43.0, "content": 0.0}}}))
+        (quality / "sheet.png").write_bytes(b"\x89PNG\r\n\x1a\nsheet " + name.encode())
     config = {"image": f"data/styles/{name}.png", "credit": f"{name} by A. Painter (1900)", "license": "public domain",
               "network": {"res_blocks": 3, "width": 32}, "loss": {"network": "hed_vgg16", "style_weight": 10.0}, "train": {"steps": 10}}
     return StyleArtifacts.from_data_root(name, root, config=config, data={"source": "builtin", "images": 40})
@@ -100,9 +106,11 @@ def test_bundle_holds_every_model_card_and_preview(bundle):
         for rel in (f"{s}.mlpackage/Manifest.json", f"{s}.mlpackage/Data/com.apple.CoreML/weights/weight.bin",
                     f"{s}.mlmodel", f"{s}.tflite", f"{s}.onnx", "MODEL_CARD.md", "model_card.json",
                     "export.json", "metrics/bench.json", "metrics/verify.json", "metrics/train.json",
-                    "preview/side_by_side.mp4", "preview/preview.gif", "preview/poster.png", "preview/preview.json"):
+                    "preview/side_by_side.mp4", "preview/preview.gif", "preview/poster.png", "preview/preview.json",
+                    "metrics/quality.json", "quality/sheet.png"):
             assert f"{s}/{rel}" in names
         assert manifest["styles"][s]["models"]["mlpackage"] == f"{s}/{s}.mlpackage"
+        assert manifest["styles"][s]["quality"] == {"metrics": f"{s}/metrics/quality.json", "sheet": f"{s}/quality/sheet.png"}
     assert "BENCHMARKS.md" in names
     assert not any(n.endswith(".gitignore") for n in names)  # DVC bookkeeping stays out
     # manifest covers every other entry with the right digest and size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -9,9 +10,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from livestyle import cli
+from livestyle.images import save_png
 from livestyle.bundle import build_bundle
 from test_bundle import TOOLS, _rewrite, fake_styles
 
@@ -75,6 +78,62 @@ def test_module_entry_point(bundle):
     r = subprocess.run([sys.executable, "-m", "livestyle.cli", "verify-bundle", str(bundle)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("OK: ")
+
+
+# ---------------------------------------------------------------- livestyle score
+
+
+@pytest.fixture
+def score_files(tmp_path) -> dict[str, Path]:
+    """A painting (PNG), a photo (JPEG) and a 'stylized' photo half-way to the painting (PNG)."""
+    from PIL import Image
+
+    from test_quality import painting, photo
+
+    art, ph = painting(96, 128), photo(72, 96)
+    mixed = (ph.astype(int) + art[:72, :96]) // 2
+    files = {"painting": tmp_path / "painting.png", "photo": tmp_path / "photo.jpg", "stylized": tmp_path / "out.png"}
+    for key, rgb in (("painting", art), ("photo", ph), ("stylized", mixed)):
+        Image.fromarray(rgb.astype(np.uint8)).save(files[key], quality=95)
+    return files
+
+
+def test_score_prints_a_table_and_writes_json(score_files, tmp_path, capsys):
+    f = score_files
+    out = tmp_path / "score.json"
+    assert cli.main(["score", str(f["stylized"]), "--photo", str(f["photo"]), "--painting", str(f["painting"]), "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["measure", "(0", "=", "best)", "stylized", "photo", "stylized/photo"]
+    assert [ln.split()[0] for ln in lines[1:4]] == ["texture", "colour", "content"]
+    figures = json.loads(out.read_text())
+    assert figures["files"]["photo"] == str(f["photo"]) and figures["seed"] == 0
+    assert figures["texture"] < figures["photo"]["texture"] and figures["photo"]["content"] == 0
+    assert 0 < figures["content"] < 1 and "lossnet_style" not in figures
+
+
+def test_score_of_the_photo_itself_and_bad_input(score_files, tmp_path, capsys):
+    f = score_files
+    assert cli.main(["score", str(f["photo"]), "--photo", str(f["photo"]), "--painting", str(f["painting"]), "--json", str(tmp_path / "s.json")]) == 0
+    figures = json.loads((tmp_path / "s.json").read_text())
+    assert figures["content"] == pytest.approx(0, abs=1e-9) and figures["texture"] == pytest.approx(figures["photo"]["texture"])
+    capsys.readouterr()
+    assert cli.main(["score", str(tmp_path / "nope.png"), "--photo", str(f["photo"]), "--painting", str(f["painting"])]) == 1
+    assert capsys.readouterr().err == f"livestyle: {tmp_path / 'nope.png'}: no such image file\n"
+    tiny = tmp_path / "tiny.png"
+    save_png(tiny, np.zeros((20, 20, 3), np.uint8))
+    assert cli.main(["score", str(tiny), "--photo", str(f["photo"]), "--painting", str(f["painting"])]) == 1
+    assert "tiny.png: image is under 38 px" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_score_with_the_training_loss_network(score_files, tmp_path, capsys):
+    f = score_files
+    params = tmp_path / "params.yaml"
+    params.write_text("loss:\n  content_layers: [block1_conv2]\n  style_layers: [block1_conv2, block2_conv2]\n")
+    assert cli.main(["score", str(f["stylized"]), "--photo", str(f["photo"]), "--painting", str(f["painting"]),
+                     "--lossnet", "hed_vgg16", "--params", str(params)]) == 0
+    out = capsys.readouterr().out
+    assert "lossnet content (training)" in out and "lossnet style (training)" in out
 
 
 # ---------------------------------------------------------------- .ci/release.sh

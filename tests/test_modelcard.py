@@ -29,8 +29,9 @@ def test_full_card_has_every_section(tmp_path):
     card = build_card(art, model_sizes={"tflite": 2048})
     md = render_markdown(card)
     for heading in ("## Painting", "## Model", "## Loss network", "## Training", "## Training data", "## Files",
-                    "## Verification", "## Speed", "## Intended use", "## Limitations"):
+                    "## Verification", "## Speed", "## Quality", "## Intended use", "## Limitations"):
         assert heading in md
+    assert "| texture | 12.5 | 118 |" in md and "| content | 0.31 | 0 |" in md  # ours beside the photo baseline
     assert "mosaic by A. Painter (1900)" in md and "public domain" in md
     assert "| mlpackage | 41 | yes |" in md and "| tflite | 48.2 | yes |" in md  # per-format PSNR
     assert "| res_blocks | 3 |" in md and "123,456" in md and "hed_vgg16" in md

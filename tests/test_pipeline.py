@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-STALE_FOR_NEW_STYLE = {"train@third", "export@third", "verify@third", "bench@third", "preview@third", "release"}
+STALE_FOR_NEW_STYLE = {"train@third", "export@third", "verify@third", "bench@third", "preview@third", "quality@third", "release"}
 
 TINY = {
     "data": {"builtin": ["astronaut", "coffee", "chelsea", "camera"], "image_size": 32, "crops_per_image": 1,
@@ -47,6 +47,9 @@ def project(tmp_path_factory):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "data").mkdir()
     shutil.copytree(ROOT / "data" / "styles", root / "data" / "styles")
+    # what a clone has of the quality stage's optional inputs: the folder and its README
+    (root / "data" / "quality_inputs").mkdir()
+    shutil.copy(ROOT / "data" / "quality_inputs" / "README.md", root / "data" / "quality_inputs")
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -82,9 +85,12 @@ def test_whole_dag_then_a_new_style_reruns_only_its_branch(project):
         bench = json.loads((root / "data/bench" / style / "bench.json").read_text())
         assert bench["host"]["keras"]["median_ms"] > 0 and "skipped" in bench["host"]["coreml"]
         assert list((root / "data/preview" / style / "media").glob("*.mp4"))
+        quality = json.loads((root / "data/quality" / style / "quality.json").read_text())
+        assert quality["photos"] >= 1 and quality["mean"]["texture"] >= 0 and "flicker_ratio" in quality
     bundle = root / "data/release/livestyle-0.1.0.zip"
     names = zipfile.ZipFile(bundle).namelist()
     assert "manifest.json" in names and "mosaic/mosaic.onnx" in names
+    assert {"mosaic/quality/sheet.png", "mosaic/metrics/quality.json"} <= set(names)
     out = _run([sys.executable, "-m", "livestyle.cli", "verify-bundle", str(bundle)], root, env)
     assert out.startswith("OK")
 
