@@ -19,7 +19,10 @@ from livestyle.errors import LivestyleError
 PARAMS_FILE = "params.yaml"
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> dict[str, Any]:
+    """params.yaml with its profile applied: `profiles.<profile>` (default: the file's own
+    `profile:` key) merged over the top-level sections, so `profile: gpu` turns the CPU
+    default into the production schedule for every stage at once."""
     path = Path(path)
     try:
         params = yaml.safe_load(path.read_text())
@@ -29,7 +32,23 @@ def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
         raise LivestyleError(path, f"not valid YAML ({exc.__class__.__name__})") from None
     if not isinstance(params, dict):
         raise LivestyleError(path, "expected a mapping at the top level")
-    return params
+    return apply_profile(params, profile if profile is not None else params.get("profile", "cpu"))
+
+
+def apply_profile(params: dict[str, Any], profile: str) -> dict[str, Any]:
+    profiles = params.get("profiles") or {}
+    if profile != "cpu" and profile not in profiles:
+        raise LivestyleError(PARAMS_FILE, f"profile {profile!r} is not under profiles: (have cpu, {', '.join(sorted(profiles))})")
+    out = _deep_merged(params, profiles.get(profile) or {})
+    out["profile"] = profile
+    return out
+
+
+def _deep_merged(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _deep_merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
 
 
 def _build(cls, section: dict[str, Any] | None, where: str):
@@ -107,6 +126,7 @@ class TrainConfig:
     mixed_precision: bool = False
     loop: str = "auto"  # auto (jax on the JAX backend, else keras) | keras | jax
     steps_per_call: int = 50  # jax loop: steps per compiled call (cut at checkpoints and samples)
+    init_weights: str = ""  # transformer weights to start from (data/base: the CPU default's base network)
 
     def __post_init__(self):
         if self.loop not in ("auto", "keras", "jax"):

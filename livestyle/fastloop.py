@@ -104,6 +104,8 @@ class DeviceLoop:
         self.data = jax.device_put(data)
         self.draw = draw or (lambda d, s: random_batch(d, s, seed=cfg.seed, batch=cfg.batch_size, size=cfg.image_size))
         self._call = jax.jit(self._steps, donate_argnums=0)
+        # compiled, so that a copy of a state still being computed is queued, not waited for
+        self._copy = jax.jit(lambda state: jax.tree.map(jnp.copy, state))
 
     def read_state(self):
         """The Keras variables' values, copied (the state's buffers are donated to calls)."""
@@ -115,9 +117,9 @@ class DeviceLoop:
             for v, value in zip(refs, values):
                 v.assign(value)
 
-    @staticmethod
-    def snapshot(state):
-        return jax.tree.map(lambda a: jnp.array(a, copy=True), state)
+    def snapshot(self, state):
+        """A copy of `state` that later calls do not consume (asynchronous)."""
+        return self._copy(state)
 
     def run(self, state, start: int, n: int):
         """Steps start..start+n-1 (n <= steps_per_call): (new state, logs). Asynchronous:

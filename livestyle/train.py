@@ -221,6 +221,18 @@ def evaluate(trainer: StyleTrainer, net: keras.Model, images: list[np.ndarray]) 
     return totals
 
 
+def load_init_weights(transformer: keras.Model, path: Path) -> None:
+    """Start from a trained network instead of random weights: the base network keeps
+    a photo's structure from step 0, so a short CPU schedule goes into the style."""
+    if not path.is_file():
+        raise LivestyleError("params.yaml", f"train.init_weights: no file {path}")
+    try:
+        transformer.load_weights(path)
+    except (ValueError, OSError) as exc:
+        raise LivestyleError(path, f"train.init_weights does not fit the network settings ({exc.__class__.__name__}); "
+                             "train a base for this network or set train.init_weights: ''") from None
+
+
 def resolve_loop(t: TrainConfig, files: list[Path]) -> str:
     """train.loop made concrete: auto is the JAX loop on the JAX backend when the crops
     fit on the device, else the Keras loop."""
@@ -258,6 +270,8 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     data_id = hashlib.sha256("\n".join(f"{p.name}:{p.stat().st_size}" for p in files).encode()).hexdigest()[:8]
     key = f"{config_key(cfg)}-{data_id}" + ("-jax" if loop == "jax" else "")
     step, rows = load_checkpoint(trainer, ckpt_dir, key)
+    if step == 0 and t.init_weights:
+        load_init_weights(trainer.transformer, Path(t.init_weights))
     (out_dir / "samples").mkdir(exist_ok=True)
     save_png(out_dir / "style.png", style)
 

@@ -47,6 +47,12 @@ def synthetic_prepared(root: Path, size: int, count: int, seed: int = 0) -> Path
     return root
 
 
+def _loss(args):
+    from livestyle.config import LossConfig
+
+    return LossConfig(network=args.lossnet) if args.lossnet else LossConfig()
+
+
 def bench_step(args, batch: int, precision: str) -> dict:
     import keras
 
@@ -54,7 +60,7 @@ def bench_step(args, batch: int, precision: str) -> dict:
     from livestyle.train import build_trainer
 
     train = TrainConfig(batch_size=batch, image_size=args.size, mixed_precision=precision == "mixed")
-    trainer, _ = build_trainer(StyleConfig(name="bench", image=args.style, train=train))
+    trainer, _ = build_trainer(StyleConfig(name="bench", image=args.style, loss=_loss(args), train=train))
     x = np.random.default_rng(0).uniform(0, 255, (batch, args.size, args.size, 3)).astype(np.float32)
     for _ in range(args.warmup):
         trainer.train_on_batch(x)
@@ -75,7 +81,7 @@ def bench_real(args, batch: int, precision: str, prepared: Path, out: Path) -> d
                         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, loop=args.loop,
                         steps_per_call=args.steps_per_call)
     t0 = time.perf_counter()
-    metrics = train_style(StyleConfig(name="bench", image=args.style, train=train), prepared, out)
+    metrics = train_style(StyleConfig(name="bench", image=args.style, loss=_loss(args), train=train), prepared, out)
     wall = time.perf_counter() - t0
     return {"images_per_s": round(metrics["images_per_s_median"], 1), "loop": metrics["loop"], "steps": args.steps,
             "steps_per_call": args.steps_per_call, "wall_s": round(wall, 1),
@@ -90,6 +96,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--precision", nargs="+", default=["fp32", "mixed"])
     ap.add_argument("--style", default="data/styles/mosaic.png")
+    ap.add_argument("--lossnet", default=None, help="loss.network (default: LossConfig's); all are VGG blocks 1-4")
     ap.add_argument("--real-loop", action="store_true", help="also time train_style itself")
     ap.add_argument("--loop", default="auto", help="real loop: train.loop (auto | keras | jax)")
     ap.add_argument("--steps-per-call", type=int, default=50)

@@ -4,7 +4,7 @@
         --out $OUT --limit-s 520 [--parallel 10]
 
 ABLATION.yaml: {runs: {NAME: {style: the_scream, set: {loss.network: imagenet_vgg16, ...}}},
-override: scripts/gpu_profile.yaml, set: {...common...}}. Each run is scripts/gpu_train.py
+set: {...common...}}, over params.yaml's profiles.gpu. Each run is scripts/gpu_train.py
 in its own process (XLA memory not preallocated, so they share the card); its weights,
 stylized images, loss log and train.json land in OUT/NAME/ when it finishes, and a
 run still going at --limit-s is killed and reported, so a cut call loses nothing finished.
@@ -40,7 +40,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     common = [f"{k}={json.dumps(v)}" for k, v in (spec.get("set") or {}).items()]
     base = [sys.executable, "scripts/gpu_train.py", "--photos", args.photos, "--styles-dir", args.styles_dir,
-            "--override", spec.get("override", "scripts/gpu_profile.yaml"), "--content", args.content]
+            "--content", args.content]
     # one shared prepare, so every run trains on the same crops
     prepared = work / "prepared"
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}

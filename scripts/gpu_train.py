@@ -1,11 +1,11 @@
 """Train styles on a GPU machine with the production profile, then stylize a test photo.
 
-Runs the same library code as the DVC stages (prepare + train_style), with params.yaml
-overridden by a small YAML (e.g. scripts/gpu_profile.yaml). Used on the `device` H100
-with KERAS_BACKEND=jax; see README "Training on a GPU".
+Runs the same library code as the DVC stages (prepare + train_style) with params.yaml's
+`profiles.gpu` (or --profile), for machines without DVC or TensorFlow (the `device`
+H100/H200, KERAS_BACKEND=jax); see README "Training on a GPU".
 
     KERAS_BACKEND=jax python scripts/gpu_train.py --photos DIR --styles-dir DIR \
-        --override scripts/gpu_profile.yaml --out OUT the_scream mosaic --content chicago.jpg
+        --out OUT the_scream mosaic --content chicago.jpg
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def main() -> None:
     ap.add_argument("styles", nargs="+")
     ap.add_argument("--photos", required=True)
     ap.add_argument("--styles-dir", required=True)
-    ap.add_argument("--override", required=True)
+    ap.add_argument("--profile", default="gpu", help="profiles.<name> of params.yaml (default gpu)")
+    ap.add_argument("--override", default=None, help="a YAML merged over the profile")
     ap.add_argument("--out", required=True)
     ap.add_argument("--content", default=None)
     ap.add_argument("--set", action="append", default=[], help="dotted override, e.g. loss.style_weight=3")
@@ -45,7 +46,9 @@ def main() -> None:
     from livestyle.network import build_transformer
     from livestyle.train import train_style
 
-    params = deep_merge(load_params(), yaml.safe_load(Path(args.override).read_text()))
+    params = load_params(profile=args.profile)
+    if args.override:
+        params = deep_merge(params, yaml.safe_load(Path(args.override).read_text()))
     for item in args.set:
         key, value = item.split("=", 1)
         *parents, leaf = key.split(".")

@@ -49,3 +49,22 @@ def test_project_params_build_every_style():
     for name in params["styles"]:
         cfg = style_config(params, name)
         assert cfg.network.res_blocks == 3 and cfg.network.norm == "batch"
+
+
+def test_profile_switch_merges_its_sections(tmp_path):
+    import yaml
+
+    params = yaml.safe_load(open("params.yaml"))
+    gpu = load_params(profile="gpu")
+    cpu = load_params()
+    assert cpu["profile"] == params["profile"] == "cpu" and cpu["train"] == params["train"]
+    for section, over in params["profiles"]["gpu"].items():
+        for key, value in over.items():
+            assert gpu[section][key] == value
+    # keys the profile does not name keep the default
+    assert gpu["train"]["seed"] == cpu["train"]["seed"] and gpu["loss"] == cpu["loss"]
+    params["profile"] = "tpu"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(LivestyleError, match="profile 'tpu'"):
+        load_params(path)

@@ -62,3 +62,16 @@ def test_unknown_layer_and_network_are_clear_errors():
         build_lossnet("hed_vgg16", ["block9_conv1"])
     with pytest.raises(LivestyleError, match="not one of"):
         build_lossnet("resnet", LAYERS)
+
+
+def test_johnson_normalisation_is_plain_mse():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0, 3, (1, 8, 8, 4)).astype(np.float32), rng.normal(0, 3, (1, 8, 8, 4)).astype(np.float32)
+    np.testing.assert_allclose(float(content_loss([a], [b], "johnson")), np.mean((a - b) ** 2), rtol=1e-5)
+    # relative divides by the target's energy: scale-free
+    assert float(content_loss([10 * a], [10 * b])) == pytest.approx(float(content_loss([a], [b])), rel=1e-4)
+    g = np.asarray(gram(b))
+    np.testing.assert_allclose(float(style_loss([a], [g], "johnson")), np.mean((np.asarray(gram(a)) - g) ** 2), rtol=1e-4)
+    img = rng.uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
+    dh, dw = np.diff(img, axis=1), np.diff(img, axis=2)
+    np.testing.assert_allclose(float(total_variation(img, "johnson")), np.mean(dh**2) + np.mean(dw**2), rtol=1e-5)

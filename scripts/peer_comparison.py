@@ -1,0 +1,56 @@
+"""Score trained filters against a peer's published output of the same photo and painting.
+
+    python scripts/peer_comparison.py OUT.png --photo chicago.jpg \
+        --style the_scream PAINTING PEER_IMAGE LABEL=WEIGHTS.h5 [LABEL=WEIGHTS.h5 ...] \
+        [--style udnie ...]
+
+One row per style: painting | photo | peer | each filter, captioned with the independent
+figures of livestyle.quality (texture, colour, content); the same figures are printed as
+a markdown table. Filters use params.yaml's network settings (norm from the name suffix
+`_in` is not guessed: pass --norm instance for instance-norm weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from livestyle import quality
+from livestyle.config import NetworkConfig
+from livestyle.images import labelled_sheet, load_rgb
+from livestyle.network import build_transformer
+
+
+def stylize(weights: str, photo: np.ndarray, norm: str) -> np.ndarray:
+    net = build_transformer(NetworkConfig(norm=norm), *photo.shape[:2])
+    net.load_weights(weights)
+    return np.clip(net.predict(photo[None].astype(np.float32), verbose=0)[0], 0, 255).astype(np.uint8)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--photo", required=True)
+    ap.add_argument("--norm", default="batch")
+    ap.add_argument("--style", nargs="+", action="append", required=True, metavar="NAME PAINTING PEER LABEL=WEIGHTS")
+    args = ap.parse_args()
+    photo = load_rgb(args.photo)
+    rows, table = [], ["| style | image | texture | colour | content |", "|---|---|---:|---:|---:|"]
+    for name, painting_path, peer_path, *filters in args.style:
+        painting = load_rgb(painting_path)
+        cells = [(f"{name}\n(painting)", painting)]
+        candidates = [("photo", photo), ("peer", load_rgb(peer_path))]
+        candidates += [(label, stylize(w, photo, args.norm)) for label, w in (f.split("=", 1) for f in filters)]
+        for label, image in candidates:
+            f = {"texture": quality.texture_distance(image, painting), "colour": quality.colour_distance(image, painting),
+                 "content": quality.content_distance(image, photo)}
+            table.append(f"| {name} | {label} | {f['texture']:.2f} | {f['colour']:.2f} | {f['content']:.3f} |")
+            cells.append((f"{label}\ntex {f['texture']:.2f}  col {f['colour']:.2f}  cont {f['content']:.3f}", image))
+        rows.append(cells)
+    labelled_sheet(rows, args.out, thumb_height=200)
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
