@@ -124,7 +124,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     sample_every: int = 200
     mixed_precision: bool = False
-    loop: str = "auto"  # auto (jax on the JAX backend, else keras) | keras | jax
+    loop: str = "auto"  # auto (jax on the JAX backend with a GPU/TPU, else keras) | keras | jax
     steps_per_call: int = 50  # jax loop: steps per compiled call (cut at checkpoints and samples)
     init_weights: str = ""  # transformer weights to start from (data/base: the CPU default's base network)
 

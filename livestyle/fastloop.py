@@ -4,7 +4,7 @@ Keras' train_on_batch costs a host round trip per step (a numpy batch up, the lo
 down), which held an H100 to ~150 images/s while the step alone runs 442-924
 (../shared/NOTES.md, "GPU runs"). Here:
 - every training crop is uploaded once (uint8); each step's batch (random crop and
-  flip) is drawn on the device from fold_in(PRNGKey(seed), step), so a resumed run
+  flip) is drawn on the device from fold_in(key(seed), step), so a resumed run
   draws the batches an uninterrupted one does, as the Keras loop's do;
 - one jitted call runs up to `train.steps_per_call` steps in a lax.fori_loop over
   Keras' stateless API (transformer.stateless_call, StyleTrainer.total_loss,
@@ -68,7 +68,7 @@ def load_crops(files: list[Path], size: int) -> np.ndarray:
 def random_batch(data, step, *, seed: int, batch: int, size: int):
     """Batch `step`: crops chosen without replacement (with, when there are fewer than
     a batch), a random size x size window of each and a random horizontal flip."""
-    k_pick, k_top, k_left, k_flip = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), step), 4)
+    k_pick, k_top, k_left, k_flip = jax.random.split(jax.random.fold_in(jax.random.key(seed), step), 4)
     n, h, w, _ = data.shape
     idx = jax.random.choice(k_pick, n, (batch,), replace=n < batch)
     top = jax.random.randint(k_top, (batch,), 0, h - size + 1)
@@ -147,6 +147,11 @@ class DeviceLoop:
         return (trainable, non_trainable, opt), jnp.stack([total, terms["content"], terms["style"], terms["tv"]])
 
     def _steps(self, state, frozen, data, start, n):
+        if self.length == 1:
+            # no loop: XLA:CPU runs conv gradients 3-4x slower inside one (measured, jax 0.10)
+            state, row = self._step(state, frozen, self.draw(data, start))
+            return state, row[None]
+
         def body(i, carry):
             state, logs = carry
             state, row = self._step(state, frozen, self.draw(data, start + i))
@@ -171,13 +176,15 @@ def train_loop(
 
     Calls end where `sync_at(step)` holds, and there `on_sync(step, rows)` runs with the
     Keras variables holding that step's state; at `end` they hold the final state.
-    Returns images/s of each call (the first includes compilation).
+    Returns images/s after each call: the first call's own (it includes compilation),
+    then the running figure over every call since the first.
     """
     loop = DeviceLoop(trainer, cfg, load_crops(files, cfg.image_size))
     state = loop.read_state()
     throughput: list[float] = []
     pending = None
     tick = time.perf_counter()
+    since, images = tick, 0
     while step < end or pending is not None:
         current = None
         if step < end:
@@ -192,8 +199,14 @@ def train_loop(
             done, n_done, logs_done, snap = pending
             values = np.asarray(logs_done)[:n_done]
             now = time.perf_counter()
-            ips = cfg.batch_size * n_done / max(now - tick, 1e-9)
-            tick = now
+            # cumulative since the first (compiling) call: a window between two fetches
+            # is no measure, as checkpoints written on the host overlap device work and
+            # made single windows read 2e6 images/s (measured)
+            if not throughput:
+                ips, since, images = cfg.batch_size * n_done / max(now - tick, 1e-9), now, 0
+            else:
+                images += cfg.batch_size * n_done
+                ips = images / max(now - since, 1e-9)
             throughput.append(ips)
             for k, row in enumerate(values):
                 rows.append({"step": done - n_done + k + 1, **{t: float(v) for t, v in zip(TERMS, row)},

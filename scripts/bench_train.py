@@ -73,18 +73,18 @@ def bench_step(args, batch: int, precision: str) -> dict:
             "loss_finite": bool(np.isfinite(float(logs["loss"])))}
 
 
-def bench_real(args, batch: int, precision: str, prepared: Path, out: Path) -> dict:
+def bench_real(args, batch: int, precision: str, steps_per_call: int, prepared: Path, out: Path) -> dict:
     from livestyle.config import StyleConfig, TrainConfig
     from livestyle.train import train_style
 
     train = TrainConfig(steps=args.steps, batch_size=batch, image_size=args.size, mixed_precision=precision == "mixed",
                         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, loop=args.loop,
-                        steps_per_call=args.steps_per_call)
+                        steps_per_call=steps_per_call)
     t0 = time.perf_counter()
     metrics = train_style(StyleConfig(name="bench", image=args.style, loss=_loss(args), train=train), prepared, out)
     wall = time.perf_counter() - t0
     return {"images_per_s": round(metrics["images_per_s_median"], 1), "loop": metrics["loop"], "steps": args.steps,
-            "steps_per_call": args.steps_per_call, "wall_s": round(wall, 1),
+            "steps_per_call": steps_per_call, "wall_s": round(wall, 1),
             "loss_finite": bool(np.isfinite(metrics["final"]["loss"]))}
 
 
@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--lossnet", default=None, help="loss.network (default: LossConfig's); all are VGG blocks 1-4")
     ap.add_argument("--real-loop", action="store_true", help="also time train_style itself")
     ap.add_argument("--loop", default="auto", help="real loop: train.loop (auto | keras | jax)")
-    ap.add_argument("--steps-per-call", type=int, default=50)
+    ap.add_argument("--steps-per-call", type=int, nargs="+", default=[50], help="real loop: one run per value")
     ap.add_argument("--checkpoint-every", type=int, default=200)
     ap.add_argument("--sample-every", type=int, default=200)
     ap.add_argument("--images", type=int, default=256, help="real loop: synthetic training crops")
@@ -114,7 +114,8 @@ def main() -> None:
         prepared = synthetic_prepared(Path(tmp) / "prepared", args.size, args.images) if args.real_loop else None
         for precision in args.precision:
             for batch in args.batch:
-                for mode in ("step", "real") if args.real_loop else ("step",):
+                runs = [("step", None)] + [("real", n) for n in args.steps_per_call if args.real_loop]
+                for mode, steps_per_call in runs:
                     keras.mixed_precision.set_global_policy("float32")
                     keras.backend.clear_session()
                     row = {"mode": mode, "backend": keras.backend.backend(), "precision": precision, "batch": batch,
@@ -122,7 +123,8 @@ def main() -> None:
                     if mode == "step":
                         row.update(bench_step(args, batch, precision))
                     else:
-                        row.update(bench_real(args, batch, precision, prepared, Path(tmp) / f"train_{precision}_{batch}"))
+                        out = Path(tmp) / f"train_{precision}_{batch}_{steps_per_call}"
+                        row.update(bench_real(args, batch, precision, steps_per_call, prepared, out))
                     print(row, flush=True)
                     results.append(row)
                     if args.json:

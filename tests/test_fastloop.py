@@ -14,7 +14,7 @@ from test_train import _log, prepared, style_image, tiny  # noqa: F401 (fixtures
 from livestyle.config import TrainConfig
 from livestyle.data import load_images
 from livestyle.errors import LivestyleError
-from livestyle.train import Batches, build_trainer, train_style
+from livestyle.train import Batches, build_trainer, resolve_loop, train_style
 
 ON_JAX = importlib.util.find_spec("jax") is not None and keras.backend.backend() == "jax"
 needs_jax = pytest.mark.skipif(not ON_JAX, reason="needs jax as the Keras backend (KERAS_BACKEND=jax)")
@@ -39,6 +39,12 @@ def test_loop_settings_are_checked():
         TrainConfig(loop="fast")
     with pytest.raises(LivestyleError, match="steps_per_call"):
         TrainConfig(steps_per_call=0)
+
+
+def test_auto_is_the_jax_loop_only_on_an_accelerator(prepared):
+    accelerator = ON_JAX and __import__("jax").default_backend() != "cpu"
+    assert resolve_loop(TrainConfig(), load_images(prepared / "train")) == ("jax" if accelerator else "keras")
+    assert resolve_loop(TrainConfig(loop="keras"), load_images(prepared / "train")) == "keras"
 
 
 @pytest.mark.skipif(keras.backend.backend() == "jax", reason="the JAX backend runs it")
