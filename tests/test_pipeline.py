@@ -20,7 +20,8 @@ TINY = {
              "heldout_min": 1, "heldout_size": 64},
     "network": {"res_blocks": 1, "width": 4},
     "loss": {"content_layers": ["block1_conv2"], "style_layers": ["block1_conv2", "block2_conv2"]},
-    "train": {"steps": 2, "batch_size": 2, "image_size": 32, "checkpoint_every": 1, "sample_every": 1},
+    # the base network is for the default network settings; width 4 starts from random
+    "train": {"steps": 2, "batch_size": 2, "image_size": 32, "checkpoint_every": 1, "sample_every": 1, "init_weights": ""},
     "export": {"sizes": [[37, 20]], "display": [74, 40]},
     "verify": {"frames": 1},
     "bench": {"runs": 3, "drop_first": 1, "runtimes": ["keras", "tflite", "onnx", "coreml"]},
@@ -47,6 +48,7 @@ def project(tmp_path_factory):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "data").mkdir()
     shutil.copytree(ROOT / "data" / "styles", root / "data" / "styles")
+    shutil.copytree(ROOT / "data" / "base", root / "data" / "base")  # a train dep
     # what a clone has of the quality stage's optional inputs: the folder and its README
     (root / "data" / "quality_inputs").mkdir()
     shutil.copy(ROOT / "data" / "quality_inputs" / "README.md", root / "data" / "quality_inputs")

@@ -114,3 +114,24 @@ def test_resume_after_kill_loses_nothing_before_the_checkpoint(prepared, style_i
     train_style(finish, prepared, out)
     steps = [int(r["step"]) for r in _log(out)]
     assert steps == list(range(1, killed_at + 5))  # continuous: nothing lost, nothing repeated
+
+
+def test_base_network_keeps_a_photo_and_refuses_other_settings(tmp_path):
+    from livestyle.errors import LivestyleError
+    from livestyle.images import center_crop, resize_short_side
+    from livestyle.network import build_transformer
+    from livestyle.train import load_init_weights
+
+    import skimage.data
+
+    base = Path(__file__).resolve().parents[1] / "data" / "base" / "base.weights.h5"
+    photo = center_crop(resize_short_side(skimage.data.astronaut(), 96), 96, 96).astype(np.float32)
+    net = build_transformer(NetworkConfig(), 96, 96)
+    load_init_weights(net, base)
+    out = np.asarray(net(photo[None], training=False))[0]
+    # near-identity: the scene survives (what the CPU default's 200 steps build on)
+    assert np.corrcoef(out.ravel(), photo.ravel())[0, 1] > 0.9
+    with pytest.raises(LivestyleError, match="train.init_weights"):
+        load_init_weights(build_transformer(NetworkConfig(res_blocks=1, width=4), 32, 32), base)
+    with pytest.raises(LivestyleError, match="no file"):
+        load_init_weights(net, tmp_path / "missing.h5")
