@@ -39,15 +39,15 @@ def apply_profile(params: dict[str, Any], profile: str) -> dict[str, Any]:
     profiles = params.get("profiles") or {}
     if profile != "cpu" and profile not in profiles:
         raise LivestyleError(PARAMS_FILE, f"profile {profile!r} is not under profiles: (have cpu, {', '.join(sorted(profiles))})")
-    out = _deep_merged(params, profiles.get(profile) or {})
+    out = deep_merged(params, profiles.get(profile) or {})
     out["profile"] = profile
     return out
 
 
-def _deep_merged(base: dict, over: dict) -> dict:
+def deep_merged(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
-        out[k] = _deep_merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        out[k] = deep_merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
 
 

@@ -162,9 +162,7 @@ def _load_imagenet(model: keras.Model, which: str) -> None:
             f"ImageNet weights unavailable ({exc.__class__.__name__}); put them in "
             f"{os.path.expanduser('~/.keras/models')} or use loss.network: hed_vgg16",
         ) from None
-    for layer in model.layers:
-        if isinstance(layer, layers.Conv2D):
-            layer.set_weights(ref.get_layer(layer.name).get_weights())
+    _set_weights(model, {layer.name: ref.get_layer(layer.name).get_weights() for layer in model.layers if isinstance(layer, layers.Conv2D)})
 
 
 def build_lossnet(which: str, layer_names) -> keras.Model:

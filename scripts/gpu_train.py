@@ -11,21 +11,11 @@ H100/H200, KERAS_BACKEND=jax); see README "Training on a GPU".
 from __future__ import annotations
 
 import argparse
-import copy
-import dataclasses
 import json
 import time
 from pathlib import Path
 
-import numpy as np
 import yaml
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def main() -> None:
@@ -40,15 +30,15 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="dotted override, e.g. loss.style_weight=3")
     args = ap.parse_args()
 
-    from livestyle.config import load_params, style_config
+    from livestyle.config import deep_merged, load_params, style_config
     from livestyle.data import DataConfig, prepare
     from livestyle.images import load_rgb, save_png
-    from livestyle.network import build_transformer
+    from livestyle.export import stylizer
     from livestyle.train import train_style
 
     params = load_params(profile=args.profile)
     if args.override:
-        params = deep_merge(params, yaml.safe_load(Path(args.override).read_text()))
+        params = deep_merged(params, yaml.safe_load(Path(args.override).read_text()))
     for item in args.set:
         key, value = item.split("=", 1)
         *parents, leaf = key.split(".")
@@ -64,7 +54,7 @@ def main() -> None:
     summary = {}
     for style in args.styles:
         painting = next(Path(args.styles_dir).glob(f"{style}.*"))
-        params["styles"][style] = deep_merge(params["styles"].get(style, {}), {"image": str(painting)})
+        params["styles"][style] = deep_merged(params["styles"].get(style, {}), {"image": str(painting)})
         cfg = style_config(params, style)
         t0 = time.perf_counter()
         metrics = train_style(cfg, prepared, out / "train" / style)
@@ -72,12 +62,11 @@ def main() -> None:
         summary[style] = metrics
         print(style, json.dumps(metrics), flush=True)
         if args.content:
+            stylize = stylizer(out / "train" / style / "transformer.weights.h5", cfg.network)
             # full size, as the peer's published outputs are: the network pads to a multiple of 4
             for photo in [Path(args.content), *sorted((prepared / "heldout").glob("*.png"))[:4]]:
                 content = load_rgb(photo)
-                net = build_transformer(cfg.network, *content.shape[:2])
-                net.load_weights(out / "train" / style / "transformer.weights.h5")
-                styled = np.clip(net.predict(content[None].astype(np.float32), verbose=0)[0], 0, 255).astype(np.uint8)
+                styled = stylize(content[None])[0]
                 (out / "stylized").mkdir(parents=True, exist_ok=True)
                 save_png(out / "stylized" / f"{style}__{photo.stem}.png", styled)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

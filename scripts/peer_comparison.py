@@ -13,19 +13,18 @@ a markdown table. Filters use params.yaml's network settings (norm from the name
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
 from livestyle import quality
 from livestyle.config import NetworkConfig
 from livestyle.images import labelled_sheet, load_rgb
-from livestyle.network import build_transformer
+from livestyle.export import stylizer
 
 
 def stylize(weights: str, photo: np.ndarray, norm: str) -> np.ndarray:
-    net = build_transformer(NetworkConfig(norm=norm), *photo.shape[:2])
-    net.load_weights(weights)
-    return np.clip(net.predict(photo[None].astype(np.float32), verbose=0)[0], 0, 255).astype(np.uint8)
+    return np.clip(stylizer(Path(weights), NetworkConfig(norm=norm))(photo[None])[0], 0, 255).astype(np.uint8)
 
 
 def main() -> None:

@@ -164,3 +164,40 @@ def test_stages_in_a_subdirectory_dvc_yaml_are_addressed_from_the_root(tmp_path)
     out = subprocess.run([*DVC, "status", "extra/dvc.yaml:sweep"], cwd=repo,
                          capture_output=True, text=True)
     assert out.returncode == 0 and "sweep" in out.stdout, out.stderr
+
+
+def _livestyle_imports(module, root, seen=None):
+    """Every livestyle/*.py a module imports, transitively (static, so lazy imports count)."""
+    import ast
+
+    seen = set() if seen is None else seen
+    for node in ast.walk(ast.parse(module.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            path = name.replace(".", "/") + ".py"
+            if name.startswith("livestyle") and (root / path).is_file() and path not in seen:
+                seen.add(path)
+                _livestyle_imports(root / path, root, seen)
+    return seen
+
+
+def test_every_stage_lists_the_modules_its_code_imports():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    missing = {}
+    for name, stage in stages.items():
+        stage = stage.get("do", stage)
+        module = root / "stages" / (re.search(r"stages\.(\w+)", stage["cmd"]).group(1) + ".py")
+        gap = sorted(_livestyle_imports(module, root) - set(stage["deps"]))
+        if gap:
+            missing[name] = gap
+    assert not missing, f"dvc.yaml deps lack imported modules (a code change would not rerun the stage): {missing}"
