@@ -65,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dask-address", help="Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--api-url", help="Prefect API (default: PREFECT_API_URL or flow.api_url)")
     a = p.parse_args(argv)
-    cfg = FlowConfig.load(a.root)
     overrides = {"cron": a.cron, "deployment": a.name, "runner": a.runner,
                  "dask_address": a.dask_address}
-    cfg = FlowConfig.from_params({**asdict(cfg), **{k: v for k, v in overrides.items() if v}})
     try:
+        cfg = FlowConfig.load(a.root)
+        cfg = FlowConfig.from_params({**asdict(cfg), **{k: v for k, v in overrides.items() if v}})
         serve(a.root, cfg, a.api_url)
     except LivestyleError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -13,15 +13,17 @@ from typing import Any, Iterator
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only on success.
+    """Yield a temporary path; rename it onto `path` only on success.
 
     Works for files and directories (e.g. an .mlpackage): whatever the caller
-    creates at the yielded path replaces `path` in one rename.
+    creates at the yielded path replaces `path` in one rename. The temporary path
+    lives outside DVC outputs (see scratch_dir) and is removed on any failure,
+    Ctrl-C included.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # keep the real suffix so libraries that dispatch on it (cv2, PIL) still work
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=scratch_dir(path)))
     tmp = tmp_dir / (path.stem + (suffix if suffix is not None else path.suffix))
     try:
         yield tmp
@@ -32,6 +34,24 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def scratch_dir(path: Path) -> Path:
+    """Where temporary files for `path` are made: the DVC repo's .dvc/tmp/livestyle.
+
+    Beside `path` would be inside a DVC output (data/export/S/.S.tflite.*), where a
+    stage killed by SIGKILL, which no cleanup survives, leaves a half file that DVC
+    then hashes. .dvc/tmp is DVC's own git-ignored scratch space. Outside a DVC repo,
+    or where .dvc/tmp is on another filesystem (a rename must not copy), it is the
+    folder of `path`.
+    """
+    parent = path.parent.resolve()
+    for folder in (parent, *parent.parents):
+        if (folder / ".dvc").is_dir():
+            scratch = folder / ".dvc" / "tmp" / "livestyle"
+            scratch.mkdir(parents=True, exist_ok=True)
+            return scratch if scratch.stat().st_dev == parent.stat().st_dev else parent
+    return parent
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -9,7 +9,8 @@ Layout inside the zip (every path POSIX, relative, sorted):
     S/S.mlmodel                   Core ML neuralnetwork (iOS14)
     S/S.tflite, S/S.onnx          other platforms
     S/MODEL_CARD.md, S/model_card.json
-    S/export.json, S/metrics/{train,verify,bench,quality}.json
+    S/export.json                 the export record: weights and model digests (livestyle.provenance)
+    S/metrics/{train,verify,bench,quality}.json
     S/preview/...                 mp4s, gif, poster, preview.json
     S/quality/sheet.png           painting | photo | ours | reference, with figures
 
@@ -45,7 +46,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
 from livestyle.atomic import atomic_path
+from livestyle.config import STYLE_NAME, check_section
 from livestyle.errors import LivestyleError
+from livestyle.provenance import RECORD, check_export, mismatches, record_problem, tree_sha256
 
 FORMAT = "livestyle-bundle/1"
 MANIFEST = "manifest.json"
@@ -67,7 +70,6 @@ TOOLS = {
     "ai-edge-litert": ("ai-edge-litert",),
 }
 _VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
-_STYLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class StyleArtifacts:
     quality_dir: Path | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
+    # the trained weights: when set, the models must have been exported from them
+    weights: Path | None = None
 
     @classmethod
     def from_data_root(cls, name: str, data_root: str | os.PathLike = "data", config=None, data=None) -> "StyleArtifacts":
@@ -105,6 +109,7 @@ class StyleArtifacts:
             quality_dir=root / "quality" / name,
             config=dict(config or {}),
             data=dict(data or {}),
+            weights=root / "train" / name / "transformer.weights.h5",
         )
 
     @property
@@ -124,7 +129,7 @@ class StyleArtifacts:
             "train": self.train_json,
             "verify": self.verify_json,
             "bench": self.bench_json,
-            "export": Path(self.export_dir) / "export.json",
+            "export": Path(self.export_dir) / RECORD,
             "preview": Path(self.preview_dir) / "preview.json" if self.preview_dir else None,
             "quality": Path(self.quality_dir) / "quality.json" if self.quality_dir else None,
         }[which]
@@ -145,9 +150,6 @@ class ReleaseConfig:
     @classmethod
     def from_params(cls, d: Mapping[str, Any] | None) -> "ReleaseConfig":
         d = dict(d or {})
-        unknown = sorted(set(d) - {"version", "out_dir", "extra_files", "data_summary"})
-        if unknown:
-            raise LivestyleError("params.yaml", f"unknown key(s) in release: {', '.join(unknown)}")
         if "version" not in d:
             raise LivestyleError("params.yaml", "release.version is missing")
         if not isinstance(d["version"], str):
@@ -156,6 +158,7 @@ class ReleaseConfig:
         if not _VERSION_RE.match(d["version"]):
             raise LivestyleError("params.yaml", f"release.version {d['version']!r} is not a plain version string")
         d["extra_files"] = dict(d.get("extra_files") or {})
+        check_section(cls, d, "release")
         return cls(**d)
 
     @property
@@ -233,7 +236,7 @@ def _style_entries(art: StyleArtifacts) -> tuple[dict[str, Path | bytes], dict[s
     from livestyle import modelcard
 
     s = art.name
-    if not _STYLE_RE.match(s):
+    if not STYLE_NAME.match(s):
         raise LivestyleError(art.export_dir, f"style name {s!r} is not a safe file name")
     entries: dict[str, Path | bytes] = {}
     models: dict[str, str] = {}
@@ -250,9 +253,12 @@ def _style_entries(art: StyleArtifacts) -> tuple[dict[str, Path | bytes], dict[s
             entries[f"{s}/{path.name}"] = path
         models[fmt] = f"{s}/{path.name}"
 
-    export_json = Path(art.export_dir) / "export.json"
-    if export_json.is_file():
-        entries[f"{s}/export.json"] = export_json
+    # one export of the trained weights, never models of two runs
+    record = check_export(art.export_dir, s, art.weights)
+    for path in art.models.values():
+        if path.name not in record["models"]:
+            raise LivestyleError(path, f"not among the models {RECORD} records; rerun `dvc repro export@{s}`")
+    entries[f"{s}/{RECORD}"] = Path(art.export_dir) / RECORD
     quality_json = Path(art.quality_dir) / "quality.json" if art.quality_dir else None
     for which, path in (("train", art.train_json), ("verify", art.verify_json), ("bench", art.bench_json), ("quality", quality_json)):
         if path is not None and Path(path).is_file():
@@ -462,7 +468,8 @@ def verify_bundle(path: str | os.PathLike, progress: bool = False) -> list[str]:
 
     Refuses: unsafe archive names (absolute, '..', backslash, symlink entries),
     duplicate names, a missing or malformed manifest, a file the manifest lists that
-    is missing, a file it does not list (extra), and any size or SHA-256 mismatch.
+    is missing, a file it does not list (extra), any size or SHA-256 mismatch, and a
+    style whose models are not the ones its export.json records (two export runs mixed).
     Streams from the zip; never extracts.
     """
     path = Path(path)
@@ -534,7 +541,43 @@ def verify_bundle(path: str | os.PathLike, progress: bool = False) -> list[str]:
             for what, rel in sorted(((entry or {}).get("quality") or {}).items()):
                 if rel not in listed:
                     problems.append(f"{rel}: {style} quality {what} named in the manifest is not listed")
+        if not problems:
+            # the manifest's digests are the files' (checked above): compare them with the record
+            problems += _export_mismatches(zf, manifest)
     return problems
+
+
+def _export_mismatches(zf: zipfile.ZipFile, manifest: dict) -> list[str]:
+    """Each style's models against its export record: one set from one export run."""
+    listed: dict[str, dict] = manifest["files"]
+    problems = []
+    for style in sorted(manifest.get("styles") or {}):
+        rel = f"{style}/{RECORD}"
+        if rel not in listed or rel not in zf.namelist():
+            problems.append(f"{rel}: missing, so nothing shows the models come from one export")
+            continue
+        try:
+            with zf.open(rel) as f:
+                record = json.loads(f.read(MANIFEST_MAX_BYTES + 1))
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            problems.append(f"{rel}: unreadable ({exc.__class__.__name__})")
+            continue
+        problem = record_problem(record)
+        if problem:
+            problems.append(f"{rel}: {problem}")
+            continue
+        digests = {name: _listed_digest(listed, f"{style}/{name}") for name in record["models"]}
+        problems += [f"{style}/{name}: {p}" for name, p in mismatches(record, digests)]
+    return problems
+
+
+def _listed_digest(listed: Mapping[str, dict], rel: str) -> str | None:
+    """A model's digest from the manifest: its file's, or its folder's tree digest."""
+    if rel in listed:
+        return listed[rel]["sha256"]
+    prefix = rel + "/"
+    tree = {name[len(prefix):]: meta["sha256"] for name, meta in listed.items() if name.startswith(prefix)}
+    return tree_sha256(tree) if tree else None
 
 
 def bundle_summary(path: str | os.PathLike) -> dict[str, Any]:

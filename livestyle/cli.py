@@ -56,6 +56,69 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stylize(args: argparse.Namespace) -> int:
+    """Apply a style to your own photo, folder of photos or video (-o OUT), or live to a
+    camera (--camera 0, or a video file standing in for one). The style is one the
+    pipeline trained (--style NAME, from params.yaml and data/train/NAME) or an exported
+    model (--model PATH). Camera window keys: n/p style, +/- strength, s save the frame,
+    q or Esc quit. Without a display the camera runs headless: no window, the stylized
+    frames go to -o if given, the frame rate is printed; Ctrl-C stops it."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the user's output, not TensorFlow's start-up log
+    from livestyle.runtime import Runner, check_strength, open_model, open_style, resolve_styles
+
+    strength = check_strength(args.strength)
+    if (args.source is None) == (args.camera is None):
+        raise LivestyleError("SOURCE", "give a photo, folder or video, or --camera INDEX|VIDEO (one of the two)")
+    if bool(args.style) == bool(args.model):
+        raise LivestyleError("--style", "give --style NAME or --model PATH (one of the two)")
+    if args.max_side < 0:
+        raise LivestyleError("--max-side", f"must be 0 (no cap) or more, got {args.max_side}")
+    if args.model:
+        runner: Runner = open_model(args.model, args.params)
+        names, open_one = [runner.name], lambda _: runner
+    else:
+        names, open_one = resolve_styles(args.style, args.params), lambda name: open_style(name, args.params)
+    if args.camera is not None:
+        from livestyle.live import Styles, run_camera
+
+        styles = Styles(names, open_one)
+        default = styles[0].input_size if args.model else None
+        run_camera(args.camera, styles, args.out, size=_size(args.size), default_size=default or _export_size(args.params),
+                   strength=strength, save_dir=args.save_dir, max_frames=args.frames)
+        return 0
+    if len(names) > 1:
+        raise LivestyleError("--style", "one style for a file or folder (several switch live with --camera and n/p)")
+    if not args.out:
+        raise LivestyleError(args.source, "where to? give the output path with -o OUT")
+    from livestyle.stylize import stylize_path
+
+    print(stylize_path(open_one(names[0]), args.source, args.out, strength, args.max_side or None))
+    return 0
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    """"WIDTHxHEIGHT" (as ffmpeg writes sizes) -> (height, width)."""
+    if text is None:
+        return None
+    w, _, h = text.lower().partition("x")
+    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise LivestyleError("--size", f"expected WIDTHxHEIGHT, e.g. 480x853, got {text!r}")
+    return int(h), int(w)
+
+
+def _export_size(params_path: str) -> tuple[int, int]:
+    """The first export size (the phone model's input), or its default without params."""
+    from livestyle.config import load_params
+    from livestyle.export import ExportConfig
+
+    try:
+        return tuple(ExportConfig.from_params(load_params(params_path).get("export")).sizes[0])
+    except LivestyleError:
+        return ExportConfig().sizes[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from livestyle import __version__
 
@@ -76,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the random texture filters and colour projections (default 0)")
     p.add_argument("--json", metavar="OUT", help="also write the figures to this JSON file")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("stylize", help="apply a style to your photos, videos or camera", description=cmd_stylize.__doc__)
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="a photo, a folder of photos, or a video (anything ffmpeg reads)")
+    p.add_argument("-o", "--out", metavar="OUT", help="output file (a folder for a folder); with --camera, a video to record to")
+    p.add_argument("--style", action="append", metavar="NAME", help="a trained style; with --camera repeat it, or give 'all', to switch with n/p")
+    p.add_argument("--model", metavar="PATH", help="an exported model: .onnx, .tflite, .weights.h5 (network from --params), Core ML on macOS")
+    p.add_argument("--camera", metavar="INDEX|VIDEO", help="live: a camera index (0) or a video file standing in for one")
+    p.add_argument("--strength", type=float, default=1.0, help="0..1: strength * stylized + (1 - strength) * photo (default 1)")
+    p.add_argument("--max-side", type=int, default=1920, help="photos and videos: cap the long side at this (default 1920, 0: no cap)")
+    p.add_argument("--size", metavar="WxH", help="--camera: frame size (default the export size, 480x853, turned like the source)")
+    p.add_argument("--frames", type=int, default=0, metavar="N", help="--camera: stop after N frames (default: q, the clip's end or Ctrl-C)")
+    p.add_argument("--save-dir", default=".", metavar="DIR", help="--camera: where s saves frames (default .)")
+    p.add_argument("--params", default="params.yaml", metavar="PARAMS", help="the project's params.yaml (styles, network, export size)")
+    p.set_defaults(func=cmd_stylize)
     return parser
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> d
         raise LivestyleError(path, f"not valid YAML ({exc.__class__.__name__})") from None
     if not isinstance(params, dict):
         raise LivestyleError(path, "expected a mapping at the top level")
+    check_styles(params)
     return apply_profile(params, profile if profile is not None else params.get("profile", "cpu"))
 
 
@@ -51,13 +56,157 @@ def deep_merged(base: dict, over: dict) -> dict:
     return out
 
 
-def _build(cls, section: dict[str, Any] | None, where: str):
-    """Dataclass from a params section; unknown keys are an error, not silently ignored."""
-    section = dict(section or {})
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(section) - names)
+# style names become stage names (train@NAME), params keys (styles.NAME) and folders
+# (data/train/NAME): no dots (a dotted params key), no slashes (a path out of data/)
+STYLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def check_style_name(name: Any) -> None:
+    if not isinstance(name, str) or not STYLE_NAME.match(name):
+        raise LivestyleError(PARAMS_FILE, f"styles: {name!r} is not a valid style name; rename it using letters, "
+                             "digits, '_' and '-', starting with a letter or digit")
+
+
+def check_styles(params: dict[str, Any]) -> None:
+    """Every key under `styles:` is a usable name, before any stage builds a path from one."""
+    styles = params.get("styles")
+    if styles is None:
+        return
+    if not isinstance(styles, dict):
+        raise LivestyleError(PARAMS_FILE, f"styles: expected a mapping of style names to entries, got {styles!r}")
+    for name in styles:
+        check_style_name(name)
+
+
+def bounded(default: Any, lo: float | None = None, hi: float | None = None) -> Any:
+    """A config field whose params value must lie in [lo, hi] (checked by check_section)."""
+    return field(default=default, metadata={"lo": lo, "hi": hi})
+
+
+def one_of(default: Any, *choices: Any) -> Any:
+    """A config field whose params value must be one of `choices` (checked by check_section)."""
+    return field(default=default, metadata={"choices": choices})
+
+
+def check_section(cls, section: Any, where: str) -> None:
+    """The one check of a params section against a config dataclass: unknown keys, wrong
+    types and values out of range each raise one line naming the key, e.g.
+    `params.yaml: train.steps: expected a positive integer, got 'abc'`.
+    Types come from the field annotations, ranges from `bounded` / `one_of`."""
+    if not isinstance(section, Mapping):
+        raise LivestyleError(PARAMS_FILE, f"{where}: expected a mapping of keys to values, got {_shown(section)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - set(fields))
     if unknown:
-        raise LivestyleError(PARAMS_FILE, f"unknown key(s) in {where}: {', '.join(unknown)}")
+        raise LivestyleError(PARAMS_FILE, f"unknown key(s) in {where}: {', '.join(map(str, unknown))}")
+    hints = _type_hints(cls)
+    for key, value in section.items():
+        meta = fields[key].metadata
+        if not (_type_ok(value, hints.get(key)) and _range_ok(value, meta)):
+            raise LivestyleError(PARAMS_FILE, f"{where}.{key}: expected {_describe(hints.get(key), meta)}, got {_shown(value)}"
+                                 + _quoted_number_hint(value))
+
+
+def check_fields(cfg, where: str) -> None:
+    """check_section on a built config (one made in code, not read from params)."""
+    check_section(type(cfg), {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}, where)
+
+
+def _type_hints(cls) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: check keys and ranges only
+        return {}
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    if hint is None or hint is Any:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    base = origin or hint
+    if base in (tuple, list):
+        return isinstance(value, (tuple, list))
+    if base in (dict, Mapping):
+        return isinstance(value, Mapping)
+    if dataclasses.is_dataclass(base):
+        return isinstance(value, (base, Mapping))  # a nested section, built by its own from_params
+    return isinstance(value, base) if isinstance(base, type) else True
+
+
+def _quoted_number_hint(value: Any) -> str:
+    """YAML reads '32' and 1e-3 (no dot) as strings: say so, it is the usual cause."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return " (a string: write numbers without quotes, exponents with a dot: 1.0e-3)"
+
+
+def _range_ok(value: Any, meta: Mapping) -> bool:
+    if meta.get("choices") and value not in meta["choices"]:
+        return False
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi = meta.get("lo"), meta.get("hi")
+        return (lo is None or value >= lo) and (hi is None or value <= hi)
+    return True
+
+
+def _describe(hint: Any, meta: Mapping) -> str:
+    """What a field accepts, in words, for the error line."""
+    if meta.get("choices"):
+        return "one of " + ", ".join(map(str, meta["choices"]))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a, meta) for a in args)
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if hint is int and lo == 1 and hi is None:
+        return "a positive integer"
+    noun = _noun(hint)
+    if lo is not None and hi is not None:
+        return f"{noun} from {lo} to {hi}"
+    if lo is not None:
+        return f"{noun} >= {lo}"
+    if hi is not None:
+        return f"{noun} <= {hi}"
+    return noun
+
+
+def _noun(hint: Any) -> str:
+    nouns = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null",
+             tuple: "a list", list: "a list", dict: "a mapping", Mapping: "a mapping"}
+    base = typing.get_origin(hint) or hint
+    if dataclasses.is_dataclass(base):
+        return "a mapping"  # a nested section
+    return nouns.get(base, f"a {getattr(base, '__name__', base)}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _build(cls, section: dict[str, Any] | None, where: str):
+    """Dataclass from a params section, checked first (check_section): a typo or a wrong
+    type is one clear line, not a traceback from deep inside a stage."""
+    section = {} if section is None else section
+    check_section(cls, section, where)
+    section = dict(section)
     for f in dataclasses.fields(cls):
         if f.name in section and isinstance(section[f.name], list) and f.type.startswith("tuple"):
             section[f.name] = tuple(tuple(v) if isinstance(v, list) else v for v in section[f.name])
@@ -68,24 +217,15 @@ def _build(cls, section: dict[str, Any] | None, where: str):
 class NetworkConfig:
     """The transformer network (Johnson et al. 2016, pruned as in the reference article)."""
 
-    res_blocks: int = 3
-    width: int = 32
+    res_blocks: int = bounded(3, 1, 5)
+    width: int = bounded(32, 4)
     separable: bool = False  # depthwise-separable convs inside the residual blocks
-    norm: str = "batch"  # batch | instance
-    upsample: str = "resize_conv"  # resize_conv | transpose
-    padding: str = "reflect"  # reflect | zero
+    norm: str = one_of("batch", "batch", "instance")
+    upsample: str = one_of("resize_conv", "resize_conv", "transpose")
+    padding: str = one_of("reflect", "reflect", "zero")
 
     def __post_init__(self):
-        checks = {
-            "res_blocks": 1 <= self.res_blocks <= 5,
-            "width": self.width >= 4,
-            "norm": self.norm in ("batch", "instance"),
-            "upsample": self.upsample in ("resize_conv", "transpose"),
-            "padding": self.padding in ("reflect", "zero"),
-        }
-        for key, ok in checks.items():
-            if not ok:
-                raise LivestyleError(PARAMS_FILE, f"network.{key} = {getattr(self, key)!r} is not allowed")
+        check_fields(self, "network")
 
     @classmethod
     def from_params(cls, d):
@@ -102,10 +242,18 @@ class LossConfig:
     style_scale: float = 1.0  # style image is resized to image_size * style_scale
     content_layers: tuple = ("block2_conv2",)
     style_layers: tuple = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
+    # temporal stability (livestyle.temporal): each batch also runs a "next frame" of
+    # itself, moved by up to temporal_shift px (sub-pixel) and with sensor noise of std
+    # temporal_noise (0..255); the output must move with it. 0 = off.
+    temporal_weight: float = 0.0
+    temporal_shift: float = 3.0
+    temporal_noise: float = 4.0
 
     def __post_init__(self):
         if self.normalisation not in ("relative", "johnson"):
             raise LivestyleError(PARAMS_FILE, f"loss.normalisation = {self.normalisation!r}: use relative or johnson")
+        if self.temporal_weight < 0 or self.temporal_shift < 0 or self.temporal_noise < 0:
+            raise LivestyleError(PARAMS_FILE, "loss.temporal_weight, temporal_shift and temporal_noise must be >= 0")
 
     @classmethod
     def from_params(cls, d):
@@ -114,25 +262,23 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 400
-    batch_size: int = 4
-    image_size: int = 256
-    learning_rate: float = 1e-3
-    lr_schedule: str = "cosine"  # constant | cosine
-    warmup_steps: int = 0
-    seed: int = 0
-    checkpoint_every: int = 100
-    sample_every: int = 200
+    steps: int = bounded(400, 1)
+    batch_size: int = bounded(4, 1)
+    image_size: int = bounded(256, 16)  # the network downsamples by 4
+    learning_rate: float = bounded(1e-3, 0)
+    lr_schedule: str = one_of("cosine", "constant", "cosine")
+    warmup_steps: int = bounded(0, 0)
+    seed: int = bounded(0, 0)  # numpy seeds are non-negative
+    checkpoint_every: int = bounded(100, 1)
+    sample_every: int = bounded(200, 1)
     mixed_precision: bool = False
-    loop: str = "auto"  # auto (jax on the JAX backend with a GPU/TPU, else keras) | keras | jax
-    steps_per_call: int = 50  # jax loop: steps per compiled call (cut at checkpoints and samples)
+    # auto: jax on the JAX backend with a GPU/TPU, else keras
+    loop: str = one_of("auto", "auto", "keras", "jax")
+    steps_per_call: int = bounded(50, 1)  # jax loop: steps per compiled call (cut at checkpoints and samples)
     init_weights: str = ""  # transformer weights to start from (data/base: the CPU default's base network)
 
     def __post_init__(self):
-        if self.loop not in ("auto", "keras", "jax"):
-            raise LivestyleError(PARAMS_FILE, f"train.loop = {self.loop!r}: use auto, keras or jax")
-        if self.steps_per_call < 1:
-            raise LivestyleError(PARAMS_FILE, f"train.steps_per_call = {self.steps_per_call!r}: must be at least 1")
+        check_fields(self, "train")
 
     @classmethod
     def from_params(cls, d):
@@ -156,21 +302,39 @@ def _merged(base: dict | None, override: dict | None) -> dict:
     return out
 
 
+def _style_section(cls, params: dict[str, Any], entry: dict, key: str, name: str):
+    """A style's network/loss/train: the top-level section with the style's overrides,
+    each checked where it is written (so an error names styles.NAME.train.steps, not train.steps)."""
+    base, override = params.get(key), entry.pop(key, None)
+    check_section(cls, base or {}, key)
+    if override is not None:
+        check_section(cls, override, f"styles.{name}.{key}")
+    return cls.from_params(_merged(base, override))
+
+
 def style_config(params: dict[str, Any], name: str) -> StyleConfig:
+    check_styles(params)
     styles = params.get("styles") or {}
+    check_style_name(name)
     if name not in styles:
         raise LivestyleError(PARAMS_FILE, f"no style {name!r} under styles: (have {', '.join(sorted(styles))})")
-    entry = dict(styles[name] or {})
+    entry = styles[name] or {}
+    if not isinstance(entry, Mapping):
+        raise LivestyleError(PARAMS_FILE, f"styles.{name}: expected a mapping with image, credit, license, got {entry!r}")
+    entry = dict(entry)
     if "image" not in entry:
         raise LivestyleError(PARAMS_FILE, f"styles.{name} has no image")
+    for key in ("image", "credit", "license"):
+        if not isinstance(entry.get(key, ""), str):
+            raise LivestyleError(PARAMS_FILE, f"styles.{name}.{key}: expected a string, got {entry[key]!r}")
     cfg = StyleConfig(
         name=name,
         image=entry.pop("image"),
         credit=entry.pop("credit", ""),
         license=entry.pop("license", ""),
-        network=NetworkConfig.from_params(_merged(params.get("network"), entry.pop("network", None))),
-        loss=LossConfig.from_params(_merged(params.get("loss"), entry.pop("loss", None))),
-        train=TrainConfig.from_params(_merged(params.get("train"), entry.pop("train", None))),
+        network=_style_section(NetworkConfig, params, entry, "network", name),
+        loss=_style_section(LossConfig, params, entry, "loss", name),
+        train=_style_section(TrainConfig, params, entry, "train", name),
     )
     if entry:
         raise LivestyleError(PARAMS_FILE, f"unknown key(s) in styles.{name}: {', '.join(sorted(entry))}")

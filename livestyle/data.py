@@ -8,7 +8,6 @@ counted: a COCO dump always has a few, and one bad file must not stop a night's 
 from __future__ import annotations
 
 import hashlib
-import io
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
@@ -20,25 +19,25 @@ from PIL import Image
 from tqdm import tqdm
 
 from livestyle.atomic import atomic_path, write_json
-from livestyle.config import _build
+from livestyle.config import _build, bounded
 from livestyle.errors import LivestyleError
-from livestyle.images import center_crop, resize, resize_short_side
+from livestyle.images import center_crop, decode_rgb, load_rgb, resize, resize_short_side
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    coco: str = ""  # a COCO train folder or zip; empty: the built-in set
+    coco: str | None = ""  # a COCO train folder or zip; empty: the built-in set
     builtin: tuple = ("astronaut", "chelsea", "coffee", "rocket")
-    max_images: int = 0  # 0: all
-    image_size: int = 256  # training crop side
-    crops_per_image: int = 4
-    heldout_fraction: float = 0.1
-    heldout_min: int = 1
-    heldout_size: int = 512  # held-out images: short side
-    min_side: int = 64  # smaller images are skipped as tiny
-    seed: int = 0
+    max_images: int = bounded(0, 0)  # 0: all
+    image_size: int = bounded(256, 16)  # training crop side
+    crops_per_image: int = bounded(4, 1)
+    heldout_fraction: float = bounded(0.1, 0, 1)
+    heldout_min: int = bounded(1, 0)
+    heldout_size: int = bounded(512, 16)  # held-out images: short side
+    min_side: int = bounded(64, 1)  # smaller photos are skipped as tiny; a smaller painting is refused
+    seed: int = bounded(0, 0)
 
     @classmethod
     def from_params(cls, d):
@@ -70,21 +69,15 @@ def iter_sources(cfg: DataConfig) -> Iterator[tuple[str, object]]:
     if root.is_dir():
         files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         for p in files:
-            yield str(p.relative_to(root)), lambda p=p: _decode(p.read_bytes())
+            yield str(p.relative_to(root)), lambda p=p: load_rgb(p)
     elif root.is_file() and zipfile.is_zipfile(root):
         # stays open while the deferred loaders run; closed when they are collected
         zf = zipfile.ZipFile(root)
         names = sorted(n for n in zf.namelist() if Path(n).suffix.lower() in IMAGE_SUFFIXES)
         for n in names:
-            yield n, lambda n=n: _decode(zf.read(n))
+            yield n, lambda n=n: decode_rgb(zf.read(n), f"{root}:{n}")
     else:
         raise LivestyleError(root, "data.coco is neither a folder nor a zip file")
-
-
-def _decode(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        return np.asarray(im)
 
 
 def classify(image: np.ndarray, min_side: int) -> str | None:
@@ -173,8 +166,6 @@ def load_images(folder: str | Path) -> list[Path]:
 
 def heldout_frames(folder: str | Path, height: int, width: int, count: int) -> list[np.ndarray]:
     """Held-out images as frames of the model size (cover-resized and centre-cropped)."""
-    from livestyle.images import load_rgb
-
     frames = []
     for p in load_images(folder)[:count]:
         image = load_rgb(p)

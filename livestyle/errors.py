@@ -11,11 +11,26 @@ class LivestyleError(Exception):
 
 
 def run_cli(main, argv=None) -> int:
-    """Run a stage or command: a LivestyleError becomes one line on stderr and exit 1."""
-    import sys
+    """Run a stage or command: a LivestyleError becomes one line on stderr and exit 1.
 
+    SIGTERM (what `kill` and a stopped flow send) ends the run as Ctrl-C does, through
+    every `finally`, so temporary files are removed instead of left behind.
+    """
+    import signal
+    import sys
+    import threading
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
         return main(sys.argv[1:] if argv is None else argv) or 0
     except LivestyleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)

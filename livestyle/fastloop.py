@@ -30,9 +30,8 @@ from tqdm import tqdm
 
 from livestyle.config import TrainConfig
 from livestyle.images import center_crop, load_rgb, resize_short_side
-from livestyle.trainer import StyleTrainer
-
-TERMS = ("loss", "content", "style", "tv")
+from livestyle.temporal import moved_window
+from livestyle.trainer import TERMS, StyleTrainer
 # a larger training set stays on the host and the Keras loop trains on it
 _DATA_BUDGET = 8 << 30
 
@@ -82,6 +81,18 @@ def random_batch(data, step, *, seed: int, batch: int, size: int):
     return jax.vmap(one)(idx, top, left, flip).astype(jnp.float32)
 
 
+def next_frames(batch, step, *, seed: int, shift: float, noise: float):
+    """livestyle.temporal.next_frames on the device: (frames and next frames, 2B; the
+    offset rows (B, 2)), drawn from fold_in(key(seed + 1), step)."""
+    k_move, k_noise = jax.random.split(jax.random.fold_in(jax.random.key(seed + 1), step))
+    n, h, w, _ = batch.shape
+    offset = jax.random.uniform(k_move, (2,), jnp.float32, -shift, shift)
+    pad = int(np.ceil(shift)) + 1
+    padded = jnp.pad(batch, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    moved = jnp.clip(moved_window(padded, offset, pad, h, w) + noise * jax.random.normal(k_noise, batch.shape), 0, 255)
+    return jnp.concatenate([batch, moved]), jnp.tile(offset[None], (n, 1))
+
+
 class DeviceLoop:
     """Compiled multi-step training of a StyleTrainer on device-resident data.
 
@@ -103,6 +114,10 @@ class DeviceLoop:
         self.frozen = [v.value for v in self.frozen_refs]
         self.data = jax.device_put(data)
         self.draw = draw or (lambda d, s: random_batch(d, s, seed=cfg.seed, batch=cfg.batch_size, size=cfg.image_size))
+        loss = trainer.cfg
+        self.pair = None
+        if loss.temporal_weight:
+            self.pair = lambda x, s: next_frames(x, s, seed=cfg.seed, shift=loss.temporal_shift, noise=loss.temporal_noise)
         self._call = jax.jit(self._steps, donate_argnums=0)
         # compiled, so that a copy of a state still being computed is queued, not waited for
         self._copy = jax.jit(lambda state: jax.tree.map(jnp.copy, state))
@@ -132,29 +147,32 @@ class DeviceLoop:
         logs.copy_to_host_async()
         return state, logs
 
-    def _step(self, state, frozen, x):
+    def _step(self, state, frozen, data, step):
         trainable, non_trainable, opt = state
         net, trainer = self.trainer.transformer, self.trainer
+        x, offsets = self.draw(data, step), None
+        if self.pair is not None:
+            x, offsets = self.pair(x, step)
 
         def loss_fn(trainable):
             y, new_non_trainable = net.stateless_call(trainable, non_trainable, x, training=True)
             with keras.StatelessScope(state_mapping=list(zip(self.frozen_refs, frozen))):
-                total, terms = trainer.total_loss(x, y)
+                total, terms = trainer.total_loss(x, y, offsets)
             return total, (terms, new_non_trainable)
 
         (total, (terms, non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
         trainable, opt = trainer.optimizer.stateless_apply(opt, grads, trainable)
-        return (trainable, non_trainable, opt), jnp.stack([total, terms["content"], terms["style"], terms["tv"]])
+        return (trainable, non_trainable, opt), jnp.stack([total] + [terms[k] for k in TERMS[1:]])
 
     def _steps(self, state, frozen, data, start, n):
         if self.length == 1:
             # no loop: XLA:CPU runs conv gradients 3-4x slower inside one (measured, jax 0.10)
-            state, row = self._step(state, frozen, self.draw(data, start))
+            state, row = self._step(state, frozen, data, start)
             return state, row[None]
 
         def body(i, carry):
             state, logs = carry
-            state, row = self._step(state, frozen, self.draw(data, start + i))
+            state, row = self._step(state, frozen, data, start + i)
             return state, logs.at[i].set(row)
 
         # n is traced: one compiled program serves every call length up to self.length

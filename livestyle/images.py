@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +14,63 @@ from livestyle.atomic import atomic_path
 from livestyle.errors import LivestyleError
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; grayscale and palette images are converted."""
+def load_rgb(path: str | Path, min_side: int = 1) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from any image file Pillow reads: the one image loader.
+
+    Every failure is a LivestyleError naming the file: missing, unreadable, too large,
+    or under `min_side` px on its short side.
+    """
     path = Path(path)
+    return _read_rgb(path, path, min_side)
+
+
+def decode_rgb(data: bytes, name: str, min_side: int = 1) -> np.ndarray:
+    """load_rgb of an image held in memory (e.g. a zip member); errors name `name`."""
+    return _read_rgb(io.BytesIO(data), name, min_side)
+
+
+def _read_rgb(source, name, min_side: int) -> np.ndarray:
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            # Pillow warns from 89 Mpx and refuses from 179 Mpx: up to the refusal an image
+            # is accepted on purpose (museum scans are that large); beyond it, it is reported
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as im:
+                im.load()
+                rgb = to_rgb(im)
     except FileNotFoundError:
-        raise LivestyleError(path, "no such image file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise LivestyleError(path, f"not a readable image ({exc.__class__.__name__})") from None
+        raise LivestyleError(name, "no such image file") from None
+    except Image.DecompressionBombError as exc:
+        raise LivestyleError(name, f"image too large ({_megapixels(exc)}, Pillow's limit is "
+                             f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx); shrink it, 4000 px on the long side is plenty") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        reason = (str(exc).splitlines() or [""])[0]  # one line, whatever the decoder says
+        raise LivestyleError(name, f"not a readable image ({exc.__class__.__name__}: {reason})") from None
+    if min(rgb.shape[:2]) < min_side:
+        raise LivestyleError(name, f"image is {rgb.shape[1]}x{rgb.shape[0]} px, under the {min_side} px minimum on its "
+                             "short side; use a larger image")
+    return rgb
+
+
+def to_rgb(im: Image.Image) -> np.ndarray:
+    """An opened image as 8-bit RGB, each mode converted by what its values mean."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit grey: scale 0..65535 to 0..255 (Pillow's own convert clips it to white)
+        grey = np.round(np.clip(np.asarray(im, np.float64), 0, 65535) / 257.0).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode == "F":
+        raise ValueError("32-bit float pixels have no agreed range; save it as an 8- or 16-bit image")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        # transparent pixels hold arbitrary colours: show them on white, as a viewer does
+        rgba = im.convert("RGBA")
+        return np.asarray(Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB"))
+    # CMYK, palette, 1-bit, L, YCbCr, and 16-bit RGB (which Pillow reads as 8-bit RGB)
+    return np.asarray(im.convert("RGB"))
+
+
+def _megapixels(exc: Exception) -> str:
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return f"{int(found.group(1)) / 1e6:.0f} Mpx" if found else "over the limit"
 
 
 def save_png(path: str | Path, rgb: np.ndarray) -> None:

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from livestyle.atomic import atomic_path, write_text
+from livestyle.config import check_section
 from livestyle.errors import LivestyleError
 from livestyle.flicker import FlickerMeter
 from livestyle.synth_clip import SynthConfig, ensure_synth_clip
@@ -64,10 +65,7 @@ class PreviewConfig:
     @classmethod
     def from_params(cls, d: Mapping | None) -> "PreviewConfig":
         d = dict(d or {})
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise LivestyleError("params.yaml", f"unknown key(s) in preview: {', '.join(unknown)}")
+        check_section(cls, d, "preview")
         for key in ("model_size", "display_size"):
             if key in d:
                 d[key] = _size(d[key], key)

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from livestyle.atomic import atomic_path
+from livestyle.config import check_section
 from livestyle.video import FfmpegWriter
 
 
@@ -37,11 +38,7 @@ class SynthConfig:
     @classmethod
     def from_params(cls, d: dict | None) -> "SynthConfig":
         d = dict(d or {})
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            from livestyle.errors import LivestyleError
-
-            raise LivestyleError("params.yaml", f"unknown key(s) in preview.builtin: {', '.join(unknown)}")
+        check_section(cls, d, "preview.builtin")
         return cls(**d)
 
     @property

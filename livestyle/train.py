@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -29,10 +30,11 @@ from livestyle.errors import LivestyleError
 from livestyle.images import center_crop, grid, load_rgb, resize_short_side, save_png
 from livestyle.lossnet import build_lossnet
 from livestyle.network import build_transformer
-from livestyle.trainer import StyleTrainer, style_grams
+from livestyle.temporal import next_frames
+from livestyle.trainer import TERMS, StyleTrainer, style_grams
 
-_TRAINING_CODE = ("train.py", "trainer.py", "losses.py", "lossnet.py", "network.py", "fastloop.py")
-LOG_FIELDS = ("step", "loss", "content", "style", "tv", "images_per_s")
+_TRAINING_CODE = ("train.py", "trainer.py", "losses.py", "lossnet.py", "network.py", "fastloop.py", "temporal.py")
+LOG_FIELDS = ("step", *TERMS, "images_per_s")
 WEIGHTS = "transformer.weights.h5"
 
 
@@ -127,7 +129,10 @@ def config_key(cfg: StyleConfig) -> str:
     return hashlib.sha256((json.dumps(d, sort_keys=True, default=str) + code).encode()).hexdigest()[:16]
 
 
-def save_checkpoint(trainer: StyleTrainer, ckpt_dir: Path, step: int, log_rows: list[dict], key: str) -> None:
+def save_checkpoint(trainer: StyleTrainer, ckpt_dir: Path, step: int, log_rows: list[dict], key: str,
+                    samples_dir: Path | None = None) -> None:
+    """Weights, optimizer state and loss log of `step`, and copies of the samples up to
+    it: DVC deletes samples/ before rerunning the stage, the checkpoint persists."""
     with atomic_path(ckpt_dir, suffix="") as tmp:
         tmp.mkdir()
         trainer.transformer.save_weights(tmp / WEIGHTS)
@@ -135,10 +140,31 @@ def save_checkpoint(trainer: StyleTrainer, ckpt_dir: Path, step: int, log_rows: 
         np.savez(buf, *[keras.ops.convert_to_numpy(v) for v in trainer.optimizer.variables])
         (tmp / "optimizer.npz").write_bytes(buf.getvalue())
         (tmp / "state.json").write_text(json.dumps({"step": step, "key": key, "log": log_rows}))
+        if samples_dir is not None:
+            (tmp / "samples").mkdir()
+            for png in _samples(samples_dir):
+                if _sample_step(png) <= step:
+                    shutil.copyfile(png, tmp / "samples" / png.name)
 
 
-def load_checkpoint(trainer: StyleTrainer, ckpt_dir: Path, key: str) -> tuple[int, list[dict]]:
-    """Resume state, or a fresh start when there is none or it belongs to other settings."""
+def load_checkpoint(trainer: StyleTrainer, ckpt_dir: Path, key: str, samples_dir: Path | None = None) -> tuple[int, list[dict]]:
+    """Resume state, or a fresh start when there is none or it belongs to other settings.
+
+    samples_dir is made to hold exactly the samples of the resumed steps (none on a
+    fresh start), as an uninterrupted run has them at that step.
+    """
+    step, log = _resume(trainer, ckpt_dir, key)
+    if samples_dir is not None:
+        samples_dir.mkdir(parents=True, exist_ok=True)
+        for png in _samples(samples_dir):
+            png.unlink()
+        if step:
+            for png in _samples(ckpt_dir / "samples"):
+                shutil.copyfile(png, samples_dir / png.name)
+    return step, log
+
+
+def _resume(trainer: StyleTrainer, ckpt_dir: Path, key: str) -> tuple[int, list[dict]]:
     state_file = ckpt_dir / "state.json"
     if not state_file.exists():
         return 0, []
@@ -151,6 +177,14 @@ def load_checkpoint(trainer: StyleTrainer, ckpt_dir: Path, key: str) -> tuple[in
         for i, v in enumerate(trainer.optimizer.variables):
             v.assign(opt[f"arr_{i}"])
     return state["step"], state["log"]
+
+
+def _samples(folder: Path) -> list[Path]:
+    return sorted(folder.glob("step_*.png"))
+
+
+def _sample_step(png: Path) -> int:
+    return int(png.stem.removeprefix("step_"))
 
 
 # -- outputs -------------------------------------------------------------------
@@ -189,8 +223,9 @@ def plot_losses(path: Path, rows: list[dict], style: str) -> None:
     import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, key in zip(axes, ("content", "style", "tv")):
+    keys = ("content", "style", "tv") + (("temporal",) if any(r.get("temporal") for r in rows) else ())
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
+    for ax, key in zip(axes, keys):
         ax.plot(steps, [r[key] for r in rows])
         ax.set_title(f"{key} loss (unweighted)")
         ax.set_xlabel("step")
@@ -274,10 +309,9 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     # loops draw different batches)
     data_id = hashlib.sha256("\n".join(f"{p.name}:{p.stat().st_size}" for p in files).encode()).hexdigest()[:8]
     key = f"{config_key(cfg)}-{data_id}" + ("-jax" if loop == "jax" else "")
-    step, rows = load_checkpoint(trainer, ckpt_dir, key)
+    step, rows = load_checkpoint(trainer, ckpt_dir, key, out_dir / "samples")
     if step == 0 and t.init_weights:
         load_init_weights(trainer.transformer, Path(t.init_weights))
-    (out_dir / "samples").mkdir(exist_ok=True)
     save_png(out_dir / "style.png", style)
 
     def checkpoint_at(s: int) -> bool:
@@ -286,12 +320,19 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     def sample_at(s: int) -> bool:
         return s % t.sample_every == 0 and s < t.steps
 
+    def write_sample(s: int) -> None:
+        save_png(out_dir / "samples" / f"step_{s:06d}.png", sample_grid(at_size(trainer.transformer, cfg, len(heldout[0])), heldout))
+
     def after_step(s: int, rows: list[dict]) -> None:
-        """Checkpoint and samples, with the Keras model holding the weights of step s."""
-        if checkpoint_at(s):
-            save_checkpoint(trainer, ckpt_dir, s, rows, key)
+        """Samples, then the checkpoint (which keeps them), with the Keras model holding the weights of step s."""
         if sample_at(s):
-            save_png(out_dir / "samples" / f"step_{s:06d}.png", sample_grid(at_size(trainer.transformer, cfg, len(heldout[0])), heldout))
+            write_sample(s)
+        if checkpoint_at(s):
+            save_checkpoint(trainer, ckpt_dir, s, rows, key, out_dir / "samples")
+
+    if step and sample_at(step) and not (out_dir / "samples" / f"step_{step:06d}.png").exists():
+        # resumed from a checkpoint made where it did not sample (train.steps grew since)
+        write_sample(step)
 
     bar = tqdm(total=t.steps, initial=step, desc=f"train {cfg.name}", unit="step")
     calls: list[float] = []
@@ -308,12 +349,16 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     batches = Batches(files, t)
     tick = time.perf_counter()
     while step < t.steps:
-        logs = trainer.train_on_batch(batches(step), return_dict=True)
+        x, offsets = batches(step), None
+        if cfg.loss.temporal_weight:
+            # its own stream (seed, step, 1): the photo batches stay those of a run without it
+            x, offsets = next_frames(x, np.random.default_rng([t.seed, step, 1]), cfg.loss.temporal_shift, cfg.loss.temporal_noise)
+        logs = trainer.train_on_batch(x, offsets, return_dict=True)
         step += 1
         now = time.perf_counter()
         ips = t.batch_size / max(now - tick, 1e-9)
         tick = now
-        rows.append({"step": step, **{k: float(logs[k]) for k in ("loss", "content", "style", "tv")}, "images_per_s": round(ips, 2)})
+        rows.append({"step": step, **{k: float(logs[k]) for k in TERMS}, "images_per_s": round(ips, 2)})
         trainer.reset_metrics()
         bar.set_postfix(loss=f"{rows[-1]['loss']:.3g}", img_s=f"{ips:.1f}")
         bar.update(1)
@@ -332,7 +377,7 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     metrics = {
         "style": cfg.name,
         "steps": t.steps,
-        "final": {k: rows[-1][k] for k in ("loss", "content", "style", "tv")} if rows else {},
+        "final": {k: rows[-1].get(k, 0.0) for k in TERMS} if rows else {},
         "heldout": evaluate(trainer, eval_net, heldout),
         "images_per_s_median": float(np.median(calls or [r["images_per_s"] for r in rows[1:]] or [0.0])),
         # jax loop: the whole loop after compiling, checkpoints and samples included

@@ -12,6 +12,9 @@ from keras import ops
 
 from livestyle.config import LossConfig
 from livestyle.losses import content_loss, gram, style_loss, total_variation
+from livestyle.temporal import temporal_term
+
+TERMS = ("loss", "content", "style", "tv", "temporal")
 
 
 class StyleTrainer(keras.Model):
@@ -25,7 +28,7 @@ class StyleTrainer(keras.Model):
         # costly blocks for half of the loss network's forward passes
         self.content_net = keras.Model(lossnet.input, lossnet.outputs[: self.n_content], name="content_features")
         self.style_grams = [ops.convert_to_tensor(g) for g in style_grams]
-        self.trackers = {k: keras.metrics.Mean(name=k) for k in ("loss", "content", "style", "tv")}
+        self.trackers = {k: keras.metrics.Mean(name=k) for k in TERMS}
 
     def call(self, x, training=False):
         return self.transformer(x, training=training)
@@ -41,15 +44,26 @@ class StyleTrainer(keras.Model):
             "tv": total_variation(stylized, norm),
         }
 
-    def total_loss(self, x, y_pred):
+    def total_loss(self, x, y_pred, offset=None):
         """Weighted loss and its unweighted terms, in float32: the math of Keras' step
-        (compute_loss) and of livestyle.fastloop's."""
-        terms = self.loss_terms(ops.cast(x, "float32"), ops.cast(y_pred, "float32"))
+        (compute_loss) and of livestyle.fastloop's.
+
+        With `offset` (the temporal loss on) x and y_pred hold frames then next frames
+        (livestyle.temporal.next_frames) and offset their (dy, dx) rows."""
+        x, y_pred = ops.cast(x, "float32"), ops.cast(y_pred, "float32")
         c = self.cfg
-        return c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"], terms
+        temporal = ops.zeros((), "float32")
+        if offset is not None:
+            n = ops.shape(x)[0] // 2
+            temporal = temporal_term(y_pred[:n], y_pred[n:], offset[0], c.temporal_shift)
+            x, y_pred = x[:n], y_pred[:n]
+        terms = {**self.loss_terms(x, y_pred), "temporal": temporal}
+        total = c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
+        return total + c.temporal_weight * temporal, terms
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        total, terms = self.total_loss(x, y_pred)
+        # y: the next frames' offsets when the temporal loss is on (train_on_batch(x, offsets))
+        total, terms = self.total_loss(x, y_pred, y)
         for k, v in {**terms, "loss": total}.items():
             self.trackers[k].update_state(v)
         return total

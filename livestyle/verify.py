@@ -16,7 +16,6 @@ Both sides are clipped to 0..255 (an 8-bit pixel buffer clips).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from livestyle.config import check_section
 from livestyle.errors import LivestyleError
 from livestyle.export import MODEL_SUFFIX
 
@@ -59,10 +59,10 @@ class VerifyConfig:
     @classmethod
     def from_params(cls, d: dict | None) -> "VerifyConfig":
         d = dict(d or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise LivestyleError("params.yaml", f"unknown key(s) in verify: {', '.join(unknown)}")
+        check_section(cls, d, "verify")
+        for fmt, bound in (d.get("min_psnr") or {}).items():
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                raise LivestyleError("params.yaml", f"verify.min_psnr.{fmt}: expected a number of dB, got {bound!r}")
         # a partial min_psnr overrides only the formats it names
         d["min_psnr"] = {**DEFAULT_MIN_PSNR, **{k: float(v) for k, v in (d.get("min_psnr") or {}).items()}}
         return cls(**d)

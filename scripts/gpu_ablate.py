@@ -70,8 +70,10 @@ def main() -> None:
             status[name] = {"rc": proc.returncode, "wall_s": round(time.time() - t0, 1)}
             dst = out / name
             src = work / name
+            # checkpoint/: what a run cut at --limit-s leaves
             for pattern in ("stylized/*.png", "train/*/transformer.weights.h5", "train/*/train.json",
-                            "train/*/loss.csv", "train/*/samples.png", "summary.json"):
+                            "train/*/loss.csv", "train/*/samples.png", "summary.json",
+                            "train/*/checkpoint/transformer.weights.h5", "train/*/checkpoint/state.json"):
                 for f in src.glob(pattern):
                     (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(f, dst / f.relative_to(src))

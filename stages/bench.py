@@ -7,6 +7,7 @@ from livestyle.bench import BenchConfig, bench_style
 from livestyle.config import load_params, style_config
 from livestyle.errors import run_cli
 from livestyle.export import ExportConfig
+from livestyle.provenance import check_export
 
 
 def main(argv):
@@ -16,6 +17,7 @@ def main(argv):
     # the benchmarked size is the first exported size: named once, in export.sizes
     cfg = dataclasses.replace(BenchConfig.from_params(params["bench"]), size=tuple(export.sizes[0]))
     weights = Path("data/train", style, "transformer.weights.h5")
+    check_export(Path("data/export", style), style, weights)  # time one complete export of these weights
     result = bench_style(Path("data/export", style), style, weights, style_config(params, style).network, cfg, Path("data/bench", style))
     for name, r in result["host"].items():
         print(f"{style} {name}: " + (f"median {r['median_ms']:.1f} ms" if "median_ms" in r else f"skipped ({r['skipped']})"))

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from livestyle.atomic import write_json
 from livestyle.config import load_params, style_config
 from livestyle.errors import run_cli
 from livestyle.export import ExportConfig, export_style, model_metadata
+from livestyle.provenance import start_export, write_record
 
 
 def main(argv):
@@ -16,8 +16,10 @@ def main(argv):
     out = Path("data/export") / style
     version = params["release"]["version"]
     meta = model_metadata(cfg, export, version)
-    written = export_style(Path("data/train") / style / "transformer.weights.h5", cfg.network, export, style, meta, out)
-    write_json(out / "export.json", {"style": style, "version": version, "models": written})
+    weights = Path("data/train") / style / "transformer.weights.h5"
+    start_export(out, style, weights)
+    written = export_style(weights, cfg.network, export, style, meta, out)
+    write_record(out, style, version, weights, written)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,18 @@
 from pathlib import Path
 
 from livestyle.config import load_params, style_config
+from livestyle.data import DataConfig
 from livestyle.errors import run_cli
+from livestyle.images import load_rgb
 from livestyle.train import train_style
 
 
 def main(argv):
     (style,) = argv
-    cfg = style_config(load_params(), style)
+    params = load_params()
+    cfg = style_config(params, style)
+    # a painting smaller than a usable photo gives the loss network no texture to learn
+    load_rgb(cfg.image, min_side=DataConfig.from_params(params.get("data")).min_side)
     metrics = train_style(cfg, Path("data/prepared"), Path("data/train") / style)
     print(f"{style}: held-out losses {metrics['heldout']}")
 

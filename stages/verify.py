@@ -1,6 +1,5 @@
 """DVC stage: run every exported model of a style on held-out frames against Keras."""
 
-import json
 from pathlib import Path
 
 from livestyle.atomic import write_json
@@ -8,6 +7,7 @@ from livestyle.config import load_params, style_config
 from livestyle.data import heldout_frames
 from livestyle.errors import LivestyleError, run_cli
 from livestyle.export import ExportConfig, load_transformer
+from livestyle.provenance import check_export
 from livestyle.verify import VerifyConfig, failures, keras_reference, save_comparison, verify_models
 
 
@@ -18,10 +18,12 @@ def main(argv):
     export = ExportConfig.from_params(params["export"])
     net = style_config(params, style).network
     h, w = export.sizes[0]
-    # the export stage's own record of what it wrote, at the first (verified) size
-    written = json.loads(Path("data/export", style, "export.json").read_text())["models"]
+    weights = Path("data/train", style, "transformer.weights.h5")
+    # the export stage's own record of what it wrote (checked: one complete export of
+    # these weights), at the first (verified) size
+    written = check_export(Path("data/export", style), style, weights)["models"]
     models = {m["format"]: Path("data/export", style, name) for name, m in sorted(written.items()) if [m["height"], m["width"]] == [h, w]}
-    reference = keras_reference(load_transformer(Path("data/train", style, "transformer.weights.h5"), net, h, w))
+    reference = keras_reference(load_transformer(weights, net, h, w))
     frames = heldout_frames("data/prepared/heldout", h, w, cfg.frames)
     out = Path("data/verify", style)
     results = verify_models(models, reference, frames, cfg, input_hw=(h, w), display_hw=export.display_for(h, w), style=style)

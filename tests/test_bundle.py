@@ -25,6 +25,7 @@ from livestyle.bundle import (
     verify_bundle,
 )
 from livestyle.errors import LivestyleError
+from livestyle.provenance import write_record
 
 TOOLS = {"python": "3.11.0", "livestyle": "0.0.0-test"}  # fixed, so bytes do not depend on the venv
 
@@ -41,7 +42,6 @@ def fake_style(root: Path, name: str, with_json: bool = True) -> StyleArtifacts:
     (exp / f"{name}.tflite").write_bytes(b"TFL3" + name.encode())
     (exp / f"{name}.onnx").write_bytes(b"onnx " + name.encode())
     (exp / ".gitignore").write_text("/x\n")
-    (exp / "export.json").write_text(json.dumps({"sizes": [[853, 480]], "display": [1920, 1080]}))
     prev = root / "preview" / name
     prev.mkdir(parents=True)
     (prev / "side_by_side.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + name.encode())
@@ -66,9 +66,21 @@ def fake_style(root: Path, name: str, with_json: bool = True) -> StyleArtifacts:
         (quality / "quality.json").write_text(json.dumps({"style": name, "photos": 2, "flicker_ratio": 1.4,
                                                           "mean": {**figures, "photo": {"texture": 118.0, "colour": 43.0, "content": 0.0}}}))
         (quality / "sheet.png").write_bytes(b"\x89PNG\r\n\x1a\nsheet " + name.encode())
+    weights = root / "train" / name / "transformer.weights.h5"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    weights.write_bytes(b"weights " + name.encode())
+    record_export(exp, name, weights)
     config = {"image": f"data/styles/{name}.png", "credit": f"{name} by A. Painter (1900)", "license": "public domain",
               "network": {"res_blocks": 3, "width": 32}, "loss": {"network": "hed_vgg16", "style_weight": 10.0}, "train": {"steps": 10}}
     return StyleArtifacts.from_data_root(name, root, config=config, data={"source": "builtin", "images": 40})
+
+
+def record_export(exp: Path, name: str, weights: Path) -> dict:
+    """export.json as the export stage writes it (livestyle.provenance), for the models in exp."""
+    display = {"display": [1920, 1080]}
+    models = {f"{name}.mlpackage": {"format": "mlprogram", **display}, f"{name}.mlmodel": {"format": "neuralnetwork", **display},
+              f"{name}.tflite": {"format": "tflite", "display": [853, 480]}, f"{name}.onnx": {"format": "onnx", "display": [853, 480]}}
+    return write_record(exp, name, "0.1.0", weights, {k: {"height": 853, "width": 480, **v} for k, v in models.items()})
 
 
 def fake_styles(root: Path) -> dict[str, StyleArtifacts]:
@@ -369,6 +381,7 @@ def test_real_mlpackage_survives_the_bundle(tmp_path):
     shutil.rmtree(art.models["mlpackage"])
     model = ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16)
     model.save(str(art.models["mlpackage"]))
+    record_export(art.export_dir, "real", art.weights)  # as a real export: the record after the models
     out = tmp_path / "b.zip"
     build_bundle({"real": art}, "0.1.0", out, tools=TOOLS, progress=False)
     assert verify_bundle(out) == []

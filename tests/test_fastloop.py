@@ -159,3 +159,29 @@ def test_bfloat16_trains_with_float32_grams(prepared, style_image, tmp_path):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert all(np.isfinite(float(r["loss"])) for r in _log(tmp_path)) and metrics["loop"] == "jax"
+
+
+@needs_jax
+def test_device_next_frames_keep_the_host_contract():
+    import jax
+    from test_temporal import assert_moved
+
+    from livestyle.fastloop import next_frames
+
+    batch = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
+    draw = jax.jit(lambda b, s: next_frames(b, s, seed=0, shift=3, noise=0.0))
+    both, offsets = (np.asarray(a) for a in draw(batch, 5))
+    np.testing.assert_array_equal(both[:2], batch)
+    assert (offsets == offsets[0]).all() and np.abs(offsets).max() <= 3
+    assert_moved(batch, both[2:], offsets[0])
+    moves = {tuple(np.asarray(draw(batch, s)[1][0])) for s in range(12)}
+    assert len(moves) == 12  # a function of the step
+
+
+@needs_jax
+def test_jax_loop_trains_with_the_temporal_loss(prepared, style_image, tmp_path):
+    cfg = tiny(style_image, steps=8, loop="jax", steps_per_call=4)
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, temporal_weight=10.0, temporal_shift=2))
+    train_style(cfg, prepared, tmp_path)
+    rows = _log(tmp_path)
+    assert all(float(r["temporal"]) > 0 and np.isfinite(float(r["loss"])) for r in rows)

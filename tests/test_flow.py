@@ -24,6 +24,7 @@ from flows.pipeline import (
     make_task_runner,
     style_report,
 )
+from livestyle.errors import LivestyleError
 
 DVC = [sys.executable, "-m", "dvc"]
 
@@ -150,9 +151,9 @@ def test_flow_config_defaults_and_typos():
     assert FlowConfig.from_params(None) == FlowConfig()
     cfg = FlowConfig.from_params({"retries": 5, "runner": "dask", "dask_address": "tcp://h:8786"})
     assert (cfg.retries, cfg.runner, cfg.retry_delay_s) == (5, "dask", 10.0)
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(LivestyleError, match=r"unknown key\(s\) in flow: retry"):
         FlowConfig.from_params({"retry": 3})
-    with pytest.raises(ValueError, match="runner"):
+    with pytest.raises(LivestyleError, match="flow.runner: expected one of thread, dask, got 'ray'"):
         FlowConfig.from_params({"runner": "ray"})
 
 

@@ -1,0 +1,62 @@
+"""Temporal stability in training: a filter must move with the video, not flicker.
+
+Per-frame stylization flickers because a stride-4 network is not shift-equivariant and
+amplifies sensor noise: a sub-pixel camera move or a little noise repaints the strokes.
+No video is needed to train against that (in the spirit of ReCoNet's output-level
+temporal loss and of Gupta et al. 2017's noise stability): each batch gets a "next
+frame" of itself, the same crops moved by a known offset (one per step, up to `shift`
+px in each direction, sub-pixel, resampled bilinearly as the flicker measure warps;
+borders reflected) plus Gaussian noise, and the loss asks that the stylized next frame
+equal the stylized frame moved by the same offset, away from the borders. The motion
+is known, so no optical flow enters training.
+
+The pair is drawn on the host here (the Keras loop) and on the device in
+livestyle.fastloop (the JAX loop), both as a function of (seed, step); both move
+pixels with `moved_window`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+# pixels of the frame's border left out of the comparison beyond the shift (at most an
+# eighth of the side): the network's padding sees different surroundings there
+BORDER = 16
+
+
+def moved_window(images, offset, margin: int, height: int, width: int):
+    """images sampled at (i + margin + dy, j + margin + dx) for i < height, j < width,
+    bilinearly (offset = (dy, dx), any real values with |d| < margin)."""
+    offset = ops.cast(offset, "float32")
+    whole = ops.floor(offset)
+    fy, fx = offset[0] - whole[0], offset[1] - whole[1]
+    top, left = ops.cast(whole[0], "int32") + margin, ops.cast(whole[1], "int32") + margin
+    n, c = ops.shape(images)[0], ops.shape(images)[3]
+
+    def at(dy, dx):
+        return ops.slice(images, [0, top + dy, left + dx, 0], [n, height, width, c])
+
+    return (1 - fy) * ((1 - fx) * at(0, 0) + fx * at(0, 1)) + fy * ((1 - fx) * at(1, 0) + fx * at(1, 1))
+
+
+def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """(frames and next frames stacked, 2B x H x W x 3; the offset rows (B, 2) as
+    (dy, dx)): next[i, j] = batch[i + dy, j + dx] + noise, bilinear between pixels."""
+    n, h, w, _ = batch.shape
+    offset = rng.uniform(-shift, shift, 2).astype(np.float32)
+    pad = int(np.ceil(shift)) + 1
+    padded = np.pad(batch.astype(np.float32), ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    moved = np.asarray(ops.convert_to_numpy(moved_window(padded, offset, pad, h, w)))
+    moved = np.clip(moved + rng.normal(0.0, noise, moved.shape), 0, 255).astype(np.float32)
+    return np.concatenate([batch.astype(np.float32), moved]), np.tile(offset[None], (n, 1))
+
+
+def temporal_term(stylized, stylized_next, offset, shift: float):
+    """Mean squared distance (0..1 pixels) between the stylized next frame and the
+    stylized frame moved by `offset` (dy, dx), inside a margin of shift + BORDER."""
+    shape = ops.shape(stylized)
+    m = int(np.ceil(shift)) + 1 + min(BORDER, shape[1] // 8, shape[2] // 8)
+    h, w = shape[1] - 2 * m, shape[2] - 2 * m
+    moved = moved_window(stylized, offset, m, h, w)
+    return ops.mean(ops.square((stylized_next[:, m : m + h, m : m + w] - moved) / 255.0))

@@ -1,0 +1,56 @@
+"""Flicker of trained filters on a clip, by the preview stage's own figure.
+
+    python scripts/flicker_compare.py OUT_DIR --clip ../shared/data/video/fox.mp4 \
+        LABEL=WEIGHTS.h5 [LABEL=WEIGHTS.h5 ...] [--max-seconds 10] [--side-by-side A,B]
+
+Each filter renders the clip as `dvc repro preview@S` does (params.yaml's preview:
+section: frame rate, model size, DIS flow), into OUT_DIR/LABEL/; the table gives the
+warping error of the stylized frames over the clip's own (1.0 = adds no flicker).
+--side-by-side A,B also writes OUT_DIR/A_vs_B.gif: the two filters' GIFs side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+
+from livestyle.config import NetworkConfig, load_params
+from livestyle.export import stylizer
+from livestyle.preview import PreviewConfig, render_clip
+from livestyle.video import ffmpeg_exe
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("filters", nargs="+", metavar="LABEL=WEIGHTS")
+    ap.add_argument("--clip", required=True)
+    ap.add_argument("--max-seconds", type=float)
+    ap.add_argument("--side-by-side", metavar="A,B")
+    args = ap.parse_args()
+    params = load_params()
+    cfg = PreviewConfig.from_params(params.get("preview"))
+    if args.max_seconds:
+        cfg = dataclasses.replace(cfg, max_seconds=args.max_seconds)
+    net = NetworkConfig.from_params(params.get("network"))
+    out = Path(args.out)
+    rows = {}
+    for label, weights in (f.split("=", 1) for f in args.filters):
+        m = render_clip(stylizer(Path(weights), net), label, args.clip, out / label, cfg, name="clip")
+        rows[label] = {k: m[k] for k in ("pairs", "warp_error_stylized", "warp_error_original", "warp_error_ratio")}
+        print(f"| {label} | {m['pairs']} | {m['warp_error_stylized']:.5f} | {m['warp_error_original']:.5f} | {m['warp_error_ratio']:.2f} |", flush=True)
+    (out / "flicker.json").write_text(json.dumps(rows, indent=1))
+    if args.side_by_side:
+        a, b = args.side_by_side.split(",")
+        gif = out / f"{a}_vs_{b}.gif"
+        subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(out / a / "clip.gif"), "-i", str(out / b / "clip.gif"),
+                        "-filter_complex", "[0][1]hstack=inputs=2,split[s0][s1];[s0]palettegen[p];[s1][p]paletteuse",
+                        str(gif)], check=True)
+        print(gif)
+
+
+if __name__ == "__main__":
+    main()

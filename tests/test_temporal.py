@@ -1,0 +1,91 @@
+"""The temporal loss (livestyle.temporal): next frames are the batch moved by a known
+offset plus noise, and the term measures how far the output fails to move with it."""
+
+import json
+
+import numpy as np
+import pytest
+from keras import ops
+from test_train import _log, prepared, style_image, tiny  # noqa: F401 (fixtures)
+
+from livestyle.config import LossConfig
+from livestyle.errors import LivestyleError
+from livestyle.temporal import next_frames, temporal_term
+from livestyle.train import train_style
+
+
+def _batch(n=3, h=40, w=48, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, (n, h, w, 3)).astype(np.float32)
+
+
+def bilinear(img, y, x):
+    """Reference: img (H, W, C) at real coordinates (y, x)."""
+    y0, x0 = int(np.floor(y)), int(np.floor(x))
+    fy, fx = y - y0, x - x0
+    return ((1 - fy) * ((1 - fx) * img[y0, x0] + fx * img[y0, x0 + 1])
+            + fy * ((1 - fx) * img[y0 + 1, x0] + fx * img[y0 + 1, x0 + 1]))
+
+
+def assert_moved(batch, nxt, offset, points=(5, 20, 34)):
+    """next[i, j] = batch[i + dy, j + dx] (bilinear) wherever that lies inside the frame."""
+    dy, dx = (float(v) for v in offset)
+    for i in points:
+        for j in points:
+            for b in range(len(batch)):
+                np.testing.assert_allclose(nxt[b, i, j], bilinear(batch[b], i + dy, j + dx), rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_next_frames_are_the_batch_moved_by_the_offset(seed):
+    batch = _batch()
+    both, offsets = next_frames(batch, np.random.default_rng(seed), shift=3, noise=0.0)
+    assert both.shape == (6, 40, 48, 3) and offsets.shape == (3, 2)
+    np.testing.assert_array_equal(both[:3], batch)
+    assert (offsets == offsets[0]).all() and np.abs(offsets).max() <= 3
+    assert np.abs(offsets[0] - np.round(offsets[0])).max() > 1e-3  # sub-pixel moves, as a video's
+    assert_moved(batch, both[3:], offsets[0])
+
+
+def test_next_frames_add_noise_of_the_asked_strength():
+    batch = np.full((2, 64, 64, 3), 128.0, np.float32)
+    both, _ = next_frames(batch, np.random.default_rng(0), shift=0, noise=5.0)
+    assert abs(float(np.std(both[2:] - batch)) - 5.0) < 0.2
+    assert both[2:].min() >= 0 and both[2:].max() <= 255
+
+
+def test_temporal_term_is_zero_for_a_filter_that_moves_with_the_frame():
+    batch = _batch(h=64, w=64)
+    both, offsets = next_frames(batch, np.random.default_rng(1), 4, 0.0)
+    follows = float(ops.convert_to_numpy(temporal_term(both[:3], both[3:], offsets[0], 4)))
+    assert follows < 1e-10  # an identity filter moves with the frame
+    # a filter whose output stays put while the frame moves (a fixed pattern) is penalised
+    stuck = float(ops.convert_to_numpy(temporal_term(both[:3], both[:3], offsets[0], 4)))
+    assert stuck > 0.01
+    # so is one that reads the offset wrong
+    wrong = float(ops.convert_to_numpy(temporal_term(both[:3], both[3:], -offsets[0], 4)))
+    assert wrong > 0.01
+
+
+def test_negative_temporal_settings_are_refused():
+    with pytest.raises(LivestyleError, match="temporal"):
+        LossConfig(temporal_weight=-1)
+
+
+def _with_temporal(style_image, weight, **train):
+    import dataclasses
+
+    cfg = tiny(style_image, steps=6, **train)
+    return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, temporal_weight=weight, temporal_shift=2, temporal_noise=3.0))
+
+
+def test_training_with_the_temporal_loss_logs_and_weighs_it(prepared, style_image, tmp_path):
+    train_style(_with_temporal(style_image, 50.0), prepared, tmp_path / "on")
+    train_style(_with_temporal(style_image, 0.0), prepared, tmp_path / "off")
+    on, off = _log(tmp_path / "on"), _log(tmp_path / "off")
+    assert all(float(r["temporal"]) > 0 for r in on) and all(float(r["temporal"]) == 0 for r in off)
+    for r in on:  # the logged loss is the weighted sum, temporal term included
+        parts = float(r["content"]) + float(r["style"]) + float(r["tv"]) + 50.0 * float(r["temporal"])
+        assert float(r["loss"]) == pytest.approx(parts, rel=1e-4)
+    assert json.loads((tmp_path / "on" / "train.json").read_text())["final"]["temporal"] > 0
+    # the photo batches are those of a run without it: step 1 sees the same crops
+    assert float(on[0]["content"]) == pytest.approx(float(off[0]["content"]), rel=0.2)
