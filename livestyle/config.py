@@ -244,16 +244,20 @@ class LossConfig:
     style_layers: tuple = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
     # temporal stability (livestyle.temporal): each batch also runs a "next frame" of
     # itself, moved by up to temporal_shift px (sub-pixel) and with sensor noise of std
-    # temporal_noise (0..255); the output must move with it. 0 = off.
+    # temporal_noise (0..255); the output must move with it. 0 = off. It starts at
+    # temporal_from x train.steps: on from step 0 it washed the style out (docs/ABLATIONS.md)
     temporal_weight: float = 0.0
     temporal_shift: float = 3.0
     temporal_noise: float = 4.0
+    temporal_from: float = 0.0
 
     def __post_init__(self):
         if self.normalisation not in ("relative", "johnson"):
             raise LivestyleError(PARAMS_FILE, f"loss.normalisation = {self.normalisation!r}: use relative or johnson")
         if self.temporal_weight < 0 or self.temporal_shift < 0 or self.temporal_noise < 0:
             raise LivestyleError(PARAMS_FILE, "loss.temporal_weight, temporal_shift and temporal_noise must be >= 0")
+        if not 0 <= self.temporal_from < 1:
+            raise LivestyleError(PARAMS_FILE, f"loss.temporal_from = {self.temporal_from!r}: a fraction of train.steps, 0 to below 1")
 
     @classmethod
     def from_params(cls, d):

@@ -17,6 +17,7 @@ down), which held an H100 to ~150 images/s while the step alone runs 442-924
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from livestyle.config import TrainConfig
 from livestyle.images import center_crop, load_rgb, resize_short_side
-from livestyle.temporal import moved_window
+from livestyle.temporal import moved_window, start_step
 from livestyle.trainer import TERMS, StyleTrainer
 # a larger training set stays on the host and the Keras loop trains on it
 _DATA_BUDGET = 8 << 30
@@ -115,10 +116,10 @@ class DeviceLoop:
         self.data = jax.device_put(data)
         self.draw = draw or (lambda d, s: random_batch(d, s, seed=cfg.seed, batch=cfg.batch_size, size=cfg.image_size))
         loss = trainer.cfg
-        self.pair = None
-        if loss.temporal_weight:
-            self.pair = lambda x, s: next_frames(x, s, seed=cfg.seed, shift=loss.temporal_shift, noise=loss.temporal_noise)
-        self._call = jax.jit(self._steps, donate_argnums=0)
+        # two programs: steps before the temporal term starts run without the next frames
+        self.temporal_start = start_step(loss.temporal_weight, loss.temporal_from, cfg.steps)
+        self.pair = lambda x, s: next_frames(x, s, seed=cfg.seed, shift=loss.temporal_shift, noise=loss.temporal_noise)
+        self._calls = {paired: jax.jit(functools.partial(self._steps, paired=paired), donate_argnums=0) for paired in (False, True)}
         # compiled, so that a copy of a state still being computed is queued, not waited for
         self._copy = jax.jit(lambda state: jax.tree.map(jnp.copy, state))
 
@@ -136,22 +137,29 @@ class DeviceLoop:
         """A copy of `state` that later calls do not consume (asynchronous)."""
         return self._copy(state)
 
+    def paired(self, step: int) -> bool:
+        """Whether step trains with the temporal term (a call never straddles its start:
+        train_loop syncs there)."""
+        return self.temporal_start is not None and step >= self.temporal_start
+
     def run(self, state, start: int, n: int):
         """Steps start..start+n-1 (n <= steps_per_call): (new state, logs). Asynchronous:
-        returns once dispatched, `state` is consumed; rows :n of logs (steps_per_call, 4)
+        returns once dispatched, `state` is consumed; rows :n of logs (steps_per_call, 5)
         are the steps' loss terms, already on their way to the host."""
         if not 1 <= n <= self.length:
             raise ValueError(f"a call runs 1..{self.length} steps, not {n}")
-        state, logs = self._call(state, self.frozen, self.data, jnp.int32(start), jnp.int32(n))
+        if self.paired(start) != self.paired(start + n - 1):
+            raise ValueError(f"steps {start}..{start + n - 1} straddle the temporal term's start")
+        state, logs = self._calls[self.paired(start)](state, self.frozen, self.data, jnp.int32(start), jnp.int32(n))
         # queued now, the copy waits for this call only, not for the calls dispatched after it
         logs.copy_to_host_async()
         return state, logs
 
-    def _step(self, state, frozen, data, step):
+    def _step(self, state, frozen, data, step, paired):
         trainable, non_trainable, opt = state
         net, trainer = self.trainer.transformer, self.trainer
         x, offsets = self.draw(data, step), None
-        if self.pair is not None:
+        if paired:
             x, offsets = self.pair(x, step)
 
         def loss_fn(trainable):
@@ -164,15 +172,15 @@ class DeviceLoop:
         trainable, opt = trainer.optimizer.stateless_apply(opt, grads, trainable)
         return (trainable, non_trainable, opt), jnp.stack([total] + [terms[k] for k in TERMS[1:]])
 
-    def _steps(self, state, frozen, data, start, n):
+    def _steps(self, state, frozen, data, start, n, paired):
         if self.length == 1:
             # no loop: XLA:CPU runs conv gradients 3-4x slower inside one (measured, jax 0.10)
-            state, row = self._step(state, frozen, data, start)
+            state, row = self._step(state, frozen, data, start, paired)
             return state, row[None]
 
         def body(i, carry):
             state, logs = carry
-            state, row = self._step(state, frozen, data, start + i)
+            state, row = self._step(state, frozen, data, start + i, paired)
             return state, logs.at[i].set(row)
 
         # n is traced: one compiled program serves every call length up to self.length

@@ -25,6 +25,11 @@ from keras import ops
 BORDER = 16
 
 
+def start_step(weight: float, start_fraction: float, steps: int) -> int | None:
+    """The first step that trains with the temporal term; None when it is off."""
+    return round(start_fraction * steps) if weight else None
+
+
 def moved_window(images, offset, margin: int, height: int, width: int):
     """images sampled at (i + margin + dy, j + margin + dx) for i < height, j < width,
     bilinearly (offset = (dy, dx), any real values with |d| < margin)."""

@@ -30,7 +30,7 @@ from livestyle.errors import LivestyleError
 from livestyle.images import center_crop, grid, load_rgb, resize_short_side, save_png
 from livestyle.lossnet import build_lossnet
 from livestyle.network import build_transformer
-from livestyle.temporal import next_frames
+from livestyle.temporal import next_frames, start_step
 from livestyle.trainer import TERMS, StyleTrainer, style_grams
 
 _TRAINING_CODE = ("train.py", "trainer.py", "losses.py", "lossnet.py", "network.py", "fastloop.py", "temporal.py")
@@ -334,6 +334,7 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
         # resumed from a checkpoint made where it did not sample (train.steps grew since)
         write_sample(step)
 
+    temporal_start = start_step(cfg.loss.temporal_weight, cfg.loss.temporal_from, t.steps)
     bar = tqdm(total=t.steps, initial=step, desc=f"train {cfg.name}", unit="step")
     calls: list[float] = []
     if loop == "jax" and step < t.steps:
@@ -341,7 +342,8 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
 
         end = t.steps if stop_after is None else min(t.steps, max(stop_after, step + 1))
         # images/s of each call; the first one compiles
-        calls = train_loop(trainer, t, files, step, end, rows, lambda s: checkpoint_at(s) or sample_at(s), after_step, bar)[1:]
+        calls = train_loop(trainer, t, files, step, end, rows,
+                           lambda s: checkpoint_at(s) or sample_at(s) or s == temporal_start, after_step, bar)[1:]
         step = end
         if stop_after is not None and step >= stop_after:
             bar.close()
@@ -350,7 +352,7 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     tick = time.perf_counter()
     while step < t.steps:
         x, offsets = batches(step), None
-        if cfg.loss.temporal_weight:
+        if temporal_start is not None and step >= temporal_start:
             # its own stream (seed, step, 1): the photo batches stay those of a run without it
             x, offsets = next_frames(x, np.random.default_rng([t.seed, step, 1]), cfg.loss.temporal_shift, cfg.loss.temporal_noise)
         logs = trainer.train_on_batch(x, offsets, return_dict=True)

@@ -69,13 +69,16 @@ def test_temporal_term_is_zero_for_a_filter_that_moves_with_the_frame():
 def test_negative_temporal_settings_are_refused():
     with pytest.raises(LivestyleError, match="temporal"):
         LossConfig(temporal_weight=-1)
+    with pytest.raises(LivestyleError, match="temporal_from"):
+        LossConfig(temporal_from=1.0)
 
 
-def _with_temporal(style_image, weight, **train):
+def _with_temporal(style_image, weight, start=0.0, **train):
     import dataclasses
 
     cfg = tiny(style_image, steps=6, **train)
-    return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, temporal_weight=weight, temporal_shift=2, temporal_noise=3.0))
+    return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, temporal_weight=weight, temporal_shift=2, temporal_noise=3.0,
+                                                             temporal_from=start))
 
 
 def test_training_with_the_temporal_loss_logs_and_weighs_it(prepared, style_image, tmp_path):
@@ -89,3 +92,8 @@ def test_training_with_the_temporal_loss_logs_and_weighs_it(prepared, style_imag
     assert json.loads((tmp_path / "on" / "train.json").read_text())["final"]["temporal"] > 0
     # the photo batches are those of a run without it: step 1 sees the same crops
     assert float(on[0]["content"]) == pytest.approx(float(off[0]["content"]), rel=0.2)
+
+
+def test_the_temporal_term_starts_at_its_fraction_of_the_steps(prepared, style_image, tmp_path):
+    train_style(_with_temporal(style_image, 50.0, start=0.5), prepared, tmp_path)
+    assert [float(r["temporal"]) > 0 for r in _log(tmp_path)] == [False] * 3 + [True] * 3
