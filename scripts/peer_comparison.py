@@ -6,7 +6,7 @@
 
 One row per style: painting | photo | peer | each filter, captioned with the independent
 figures of livestyle.quality (texture, colour, content); the same figures are printed as
-a markdown table. Filters use params.yaml's network settings (norm from the name suffix
+a markdown table. PEER "-" leaves the peer out (photos it never published). Filters use params.yaml's network settings (norm from the name suffix
 `_in` is not guessed: pass --norm instance for instance-norm weights).
 """
 
@@ -39,7 +39,8 @@ def main() -> None:
     for name, painting_path, peer_path, *filters in args.style:
         painting = load_rgb(painting_path)
         cells = [(f"{name}\n(painting)", painting)]
-        candidates = [("photo", photo), ("peer", load_rgb(peer_path))]
+        # "-": no peer output of this photo (a held-out photo of your own)
+        candidates = [("photo", photo)] + ([("peer", load_rgb(peer_path))] if peer_path != "-" else [])
         candidates += [(label, stylize(w, photo, args.norm)) for label, w in (f.split("=", 1) for f in filters)]
         for label, image in candidates:
             f = {"texture": quality.texture_distance(image, painting), "colour": quality.colour_distance(image, painting),
