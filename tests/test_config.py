@@ -62,7 +62,8 @@ def test_profile_switch_merges_its_sections(tmp_path):
         for key, value in over.items():
             assert gpu[section][key] == value
     # keys the profile does not name keep the default
-    assert gpu["train"]["seed"] == cpu["train"]["seed"] and gpu["loss"] == cpu["loss"]
+    assert gpu["train"]["seed"] == cpu["train"]["seed"] and gpu["loss"]["network"] == cpu["loss"]["network"]
+    assert {k for k in gpu["loss"] if gpu["loss"][k] != cpu["loss"][k]} <= set(params["profiles"]["gpu"].get("loss", {}))
     params["profile"] = "tpu"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
