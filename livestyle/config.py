@@ -248,7 +248,7 @@ class LossConfig:
     # temporal_from x train.steps: on from step 0 it washed the style out (docs/ABLATIONS.md)
     temporal_weight: float = 0.0
     temporal_shift: float = 3.0
-    temporal_noise: float = 4.0
+    temporal_noise: float = 0.0
     temporal_from: float = 0.0
 
     def __post_init__(self):
