@@ -46,7 +46,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
 from livestyle.atomic import atomic_path
-from livestyle.config import STYLE_NAME, check_section
+from livestyle.config import STYLE_NAME, WEIGHTS, check_section
 from livestyle.errors import LivestyleError
 from livestyle.provenance import RECORD, check_export, mismatches, record_problem, tree_sha256
 
@@ -109,7 +109,7 @@ class StyleArtifacts:
             quality_dir=root / "quality" / name,
             config=dict(config or {}),
             data=dict(data or {}),
-            weights=root / "train" / name / "transformer.weights.h5",
+            weights=root / "train" / name / WEIGHTS,
         )
 
     @property

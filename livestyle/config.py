@@ -21,6 +21,8 @@ import yaml
 from livestyle.errors import LivestyleError
 
 PARAMS_FILE = "params.yaml"
+# a trained style's weights, data/train/<style>/WEIGHTS: written by train, read by the later stages and tools
+WEIGHTS = "transformer.weights.h5"
 
 
 def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from livestyle.config import WEIGHTS
 from livestyle.errors import LivestyleError
 
-WEIGHTS = "transformer.weights.h5"  # livestyle.train.WEIGHTS, without importing the trainer
 # Keras builds one model per frame size: padding to a multiple of 32 lets a folder of
 # mixed photo sizes share a few models instead of building (and keeping) one each
 KERAS_MULTIPLE = 32

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from livestyle.atomic import atomic_path, write_json, write_text
-from livestyle.config import StyleConfig, TrainConfig
+from livestyle.config import WEIGHTS, StyleConfig, TrainConfig
 from livestyle.data import load_images
 from livestyle.errors import LivestyleError
 from livestyle.images import center_crop, grid, load_rgb, resize_short_side, save_png
@@ -35,7 +35,6 @@ from livestyle.trainer import TERMS, StyleTrainer, style_grams
 
 _TRAINING_CODE = ("train.py", "trainer.py", "losses.py", "lossnet.py", "network.py", "fastloop.py", "temporal.py")
 LOG_FIELDS = ("step", *TERMS, "images_per_s")
-WEIGHTS = "transformer.weights.h5"
 
 
 def load_style_image(cfg: StyleConfig, size: int) -> np.ndarray:

@@ -4,7 +4,7 @@ import dataclasses
 from pathlib import Path
 
 from livestyle.bench import BenchConfig, bench_style
-from livestyle.config import load_params, style_config
+from livestyle.config import WEIGHTS, load_params, style_config
 from livestyle.errors import run_cli
 from livestyle.export import ExportConfig
 from livestyle.provenance import check_export
@@ -16,7 +16,7 @@ def main(argv):
     export = ExportConfig.from_params(params["export"])
     # the benchmarked size is the first exported size: named once, in export.sizes
     cfg = dataclasses.replace(BenchConfig.from_params(params["bench"]), size=tuple(export.sizes[0]))
-    weights = Path("data/train", style, "transformer.weights.h5")
+    weights = Path("data/train", style, WEIGHTS)
     check_export(Path("data/export", style), style, weights)  # time one complete export of these weights
     result = bench_style(Path("data/export", style), style, weights, style_config(params, style).network, cfg, Path("data/bench", style))
     for name, r in result["host"].items():

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from livestyle.config import load_params, style_config
+from livestyle.config import WEIGHTS, load_params, style_config
 from livestyle.errors import run_cli
 from livestyle.export import ExportConfig, export_style, model_metadata
 from livestyle.provenance import start_export, write_record
@@ -16,7 +16,7 @@ def main(argv):
     out = Path("data/export") / style
     version = params["release"]["version"]
     meta = model_metadata(cfg, export, version)
-    weights = Path("data/train") / style / "transformer.weights.h5"
+    weights = Path("data/train") / style / WEIGHTS
     start_export(out, style, weights)
     written = export_style(weights, cfg.network, export, style, meta, out)
     write_record(out, style, version, weights, written)

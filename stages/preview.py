@@ -4,7 +4,7 @@ import dataclasses
 from pathlib import Path
 
 from livestyle.atomic import write_json
-from livestyle.config import load_params, style_config
+from livestyle.config import WEIGHTS, load_params, style_config
 from livestyle.errors import run_cli
 from livestyle.export import ExportConfig, stylizer
 from livestyle.preview import PreviewConfig, render_style_previews
@@ -18,7 +18,7 @@ def main(argv):
     # model and display sizes are named once, in export:
     cfg = dataclasses.replace(PreviewConfig.from_params(params["preview"]), model_size=(h, w), display_size=tuple(export.display))
     # a landscape clip runs the model at the transposed size: stylizer builds each size once
-    stylize = stylizer(Path("data/train", style, "transformer.weights.h5"), style_config(params, style).network)
+    stylize = stylizer(Path("data/train", style, WEIGHTS), style_config(params, style).network)
     out = Path("data/preview", style)
     metrics = render_style_previews(stylize, style, None, out / "media", cfg)
     write_json(out / "preview.json", metrics)

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from livestyle.config import load_params, style_config
+from livestyle.config import WEIGHTS, load_params, style_config
 from livestyle.data import load_images
 from livestyle.errors import run_cli
 from livestyle.export import stylizer
@@ -18,7 +18,7 @@ def main(argv):
     photos = cfg.photos(style, load_images("data/prepared/heldout"))
     preview = Path("data/preview", style, "preview.json")
     flicker = json.loads(preview.read_text()).get("warp_error_ratio") if preview.is_file() else None
-    stylize = stylizer(Path("data/train", style, "transformer.weights.h5"), scfg.network)
+    stylize = stylizer(Path("data/train", style, WEIGHTS), scfg.network)
     result = evaluate_style(style, stylize, scfg.image, photos, cfg, Path("data/quality", style),
                             loss_cfg=scfg.loss if cfg.lossnet else None, flicker_ratio=flicker)
     print(summary_line(result))

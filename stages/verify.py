@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from livestyle.atomic import write_json
-from livestyle.config import load_params, style_config
+from livestyle.config import WEIGHTS, load_params, style_config
 from livestyle.data import heldout_frames
 from livestyle.errors import LivestyleError, run_cli
 from livestyle.export import ExportConfig, load_transformer
@@ -18,7 +18,7 @@ def main(argv):
     export = ExportConfig.from_params(params["export"])
     net = style_config(params, style).network
     h, w = export.sizes[0]
-    weights = Path("data/train", style, "transformer.weights.h5")
+    weights = Path("data/train", style, WEIGHTS)
     # the export stage's own record of what it wrote (checked: one complete export of
     # these weights), at the first (verified) size
     written = check_export(Path("data/export", style), style, weights)["models"]
