@@ -28,8 +28,13 @@ from livestyle import costmodel, verify
 from livestyle.atomic import atomic_path, write_json, write_text
 from livestyle.config import NetworkConfig, _build
 from livestyle.errors import LivestyleError
+from livestyle.ort_session import OrtConfig
+from livestyle.quantize import QuantizeConfig
 
-RUNTIMES = ("keras", "tflite", "onnx", "coreml", "torch")
+# *_int8/_fp16: copies of the exports made here, calibrated on held-out photos and
+# checked against Keras (PSNR) before they are timed (livestyle.quantize)
+QUANTIZED = ("onnx_int8", "tflite_int8", "tflite_fp16")
+RUNTIMES = ("keras", "tflite", "onnx", "coreml", "torch") + QUANTIZED
 ESTIMATE = "estimate"  # the label every cost-model figure carries
 
 
@@ -44,6 +49,8 @@ class BenchConfig:
     torch_blocks: tuple = (5, 3)  # PyTorch reference: the classic 5 blocks, and the shipped depth
     seed: int = 0
     profiles: dict = field(default_factory=costmodel.default_profiles)  # name -> DeviceProfile
+    onnx: OrtConfig = field(default_factory=OrtConfig)  # ONNX Runtime session settings
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
 
     def __post_init__(self):
         if self.runs <= self.drop_first or self.drop_first < 0:
@@ -56,7 +63,8 @@ class BenchConfig:
     def from_params(cls, d):
         d = dict(d or {})
         profiles = costmodel.profiles_from_params(d.pop("profiles", None))
-        return dataclasses.replace(_build(cls, d, "bench"), profiles=profiles)
+        onnx, quantize = OrtConfig.from_params(d.pop("onnx", None)), QuantizeConfig.from_params(d.pop("quantize", None))
+        return dataclasses.replace(_build(cls, d, "bench"), profiles=profiles, onnx=onnx, quantize=quantize)
 
     @property
     def budget_ms(self) -> float:
@@ -105,13 +113,7 @@ def bench_input(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 def keras_runner(weights_path: Path | None, net_cfg: NetworkConfig, x: np.ndarray, threads: int):
     _tf_threads(threads)
-    from livestyle.network import build_transformer
-
-    model = build_transformer(net_cfg, x.shape[1], x.shape[2])
-    if weights_path is not None:
-        if not Path(weights_path).exists():
-            raise LivestyleError(weights_path, "no such weights file")
-        model.load_weights(str(weights_path))
+    model = _keras_model(weights_path, net_cfg, x.shape[1], x.shape[2])
     # predict_on_batch compiles the graph once (in the dropped first run), like an app
     return lambda: model.predict_on_batch(x)
 
@@ -132,8 +134,8 @@ def tflite_runner(path: Path, x: np.ndarray, threads: int):
     return lambda: run(x[0])[None]  # batch of one, as the input
 
 
-def onnx_runner(path: Path, x: np.ndarray, threads: int):
-    run = verify.onnx_runner(path, threads)
+def onnx_runner(path: Path, x: np.ndarray, threads: int, settings: OrtConfig | None = None):
+    run = verify.onnx_runner(path, threads, settings)
     return lambda: run(x[0])[None]  # batch of one, as the input
 
 
@@ -166,8 +168,8 @@ def runners(export_dir: Path, style: str, weights_path: Path | None, net_cfg: Ne
     """name -> (callable | None, skip reason | None), built lazily one at a time."""
     h, w = x.shape[1:3]
     for name in cfg.runtimes:
-        if name == "torch":
-            continue  # the PyTorch reference is a separate comparison
+        if name == "torch" or name in QUANTIZED:
+            continue  # the PyTorch reference and the quantized copies are separate steps
         if name == "keras":
             yield name, (lambda: keras_runner(weights_path, net_cfg, x, cfg.threads)), None
             continue
@@ -181,7 +183,7 @@ def runners(export_dir: Path, style: str, weights_path: Path | None, net_cfg: Ne
         elif name == "tflite":
             yield name, (lambda p=path: tflite_runner(p, x, cfg.threads)), None
         elif name == "onnx":
-            yield name, (lambda p=path: onnx_runner(p, x, cfg.threads)), None
+            yield name, (lambda p=path: onnx_runner(p, x, cfg.threads, cfg.onnx)), None
         else:
             yield name, (lambda p=path: coreml_runner(p, x)), None
 
@@ -211,15 +213,77 @@ def torch_comparison(cfg: BenchConfig, height: int, width: int, host: dict) -> d
         f"{rt}_vs_torch_{b}_blocks": round(out[f"torch_{b}_blocks"]["median_ms"] / host[rt]["median_ms"], 3)
         for rt in host if "median_ms" in host[rt] for b in cfg.torch_blocks
     }
+    # the headline: the fastest runtime whose output passed its check against Keras
+    ok = {rt: r["median_ms"] for rt, r in host.items() if "median_ms" in r and r.get("verified", True)}
+    if ok and cfg.torch_blocks:
+        best, b = min(ok, key=ok.get), cfg.torch_blocks[0]
+        out["fastest"] = {"runtime": best, "median_ms": ok[best], f"speedup_vs_torch_{b}_blocks":
+                          round(out[f"torch_{b}_blocks"]["median_ms"] / ok[best], 3)}
     return out
 
 
 # -- the stage entry -------------------------------------------------------------
 
 
+def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, net_cfg: NetworkConfig, cfg: BenchConfig,
+                       x: np.ndarray, heldout_dir: Path | None) -> dict[str, dict]:
+    """Each quantized copy in cfg.runtimes: made, checked against Keras, then timed."""
+    import tempfile
+
+    from livestyle import quantize
+
+    names = [n for n in cfg.runtimes if n in QUANTIZED]
+    if not names:
+        return {}
+    if heldout_dir is None or not Path(heldout_dir).is_dir():
+        return {n: {"skipped": f"no held-out photos to calibrate on ({heldout_dir})"} for n in names}
+    h, w = x.shape[1:3]
+    q = cfg.quantize
+    photos = quantize.read_photos(heldout_dir)
+    calib = quantize.calibration_frames(photos, q.calibration_frames, h, w, q.min_crop, q.seed)
+    # checked on the whole photos, not on the calibration crops
+    check = [verify.fit_frame(p, h, w).astype(np.float32) for p in photos]
+    model = _keras_model(weights_path, net_cfg, h, w)
+    reference = verify.keras_reference(model)
+    out: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            fmt, mode = name.split("_")
+            dst = Path(tmp) / f"{style}_{mode}.{fmt}"
+            if fmt == "onnx":
+                src = _model_path(export_dir, style, "onnx", h, w)
+                if src is None:
+                    out[name] = {"skipped": f"no onnx model for {style} at {w}x{h} in {export_dir}"}
+                    continue
+                run = verify.onnx_runner(quantize.onnx_int8(src, dst, calib), cfg.threads, cfg.onnx)
+                fp32 = src
+            else:
+                run = verify.tflite_runner(quantize.tflite_variant(model, dst, mode, calib), cfg.threads)
+                fp32 = _model_path(export_dir, style, "tflite", h, w)
+            quality = verify.compare(run, reference, check, q.min_psnr, name)
+            stats = bench_runner(lambda r=run: (lambda: r(x[0])), cfg, f"bench {style} {name}")
+            out[name] = {**stats, "psnr_db": quality["psnr_db"], "min_psnr": q.min_psnr, "verified": quality["passed"],
+                         "size_bytes": quantize.size_bytes(dst),
+                         "fp32_size_bytes": quantize.size_bytes(fp32) if fp32 is not None else None}
+    return out
+
+
+def _keras_model(weights_path: Path | None, net_cfg: NetworkConfig, h: int, w: int):
+    """The transformer at h x w with the trained weights (untrained when None)."""
+    from livestyle.network import build_transformer
+
+    model = build_transformer(net_cfg, h, w)
+    if weights_path is not None:
+        if not Path(weights_path).exists():
+            raise LivestyleError(weights_path, "no such weights file")
+        model.load_weights(str(weights_path))
+    return model
+
+
 def bench_style(export_dir: Path, style: str, weights_path: Path | None, net_cfg: NetworkConfig, cfg: BenchConfig,
-                out_dir: Path) -> dict:
-    """Time every runtime, estimate the A12, write bench.json, bench.md and bench.png."""
+                out_dir: Path, heldout_dir: Path | None = None) -> dict:
+    """Time every runtime, estimate the A12, write bench.json, bench.md and bench.png.
+    `heldout_dir`: photos the quantized copies are calibrated and checked on."""
     export_dir, out_dir = Path(export_dir), Path(out_dir)
     h, w = (int(v) for v in cfg.size)
     x = bench_input(h, w, cfg.seed)
@@ -227,11 +291,13 @@ def bench_style(export_dir: Path, style: str, weights_path: Path | None, net_cfg
     host: dict[str, Any] = {}
     for name, make, reason in runners(export_dir, style, weights_path, net_cfg, cfg, x):
         host[name] = {"skipped": reason} if reason else bench_runner(make, cfg, f"bench {style} {name}")
+    host.update(quantized_runtimes(export_dir, style, weights_path, net_cfg, cfg, x, heldout_dir))
 
     result: dict[str, Any] = {
         "style": style,
         "size": {"height": h, "width": w},
-        "protocol": {"runs": cfg.runs, "drop_first": cfg.drop_first, "threads": cfg.threads},
+        "protocol": {"runs": cfg.runs, "drop_first": cfg.drop_first, "threads": cfg.threads,
+                     "onnx": dataclasses.asdict(cfg.onnx)},
         "budget": {"fps": cfg.budget_fps, "ms": round(cfg.budget_ms, 2)},
         "host": host,
     }
@@ -306,6 +372,19 @@ def markdown(result: dict) -> str:
     if tc.get("speedup_vs_torch"):
         lines += ["", "Speed-up of the shipped model over PyTorch (torch median / runtime median): "
                   + ", ".join(f"{k} {v:.2f}x" for k, v in tc["speedup_vs_torch"].items())]
+    if tc.get("fastest"):
+        f = tc["fastest"]
+        ratio = next(v for k, v in f.items() if k.startswith("speedup"))
+        lines += ["", f"Fastest verified runtime: {f['runtime']}, {f['median_ms']:.1f} ms, {ratio:.2f}x the classic network."]
+    quant = {n: r for n, r in result["host"].items() if "psnr_db" in r}
+    if quant:
+        lines += ["", "## Quantized copies (calibrated on held-out crops, checked against Keras)", "",
+                  "| runtime | median ms | PSNR vs Keras dB (min) | bound dB | passed | size KiB | fp32 KiB |",
+                  "|---|---:|---:|---:|---|---:|---:|"]
+        for n, r in quant.items():
+            fp32 = f"{r['fp32_size_bytes'] / 1024:.0f}" if r.get("fp32_size_bytes") else ""
+            lines.append(f"| {n} | {r['median_ms']:.1f} | {r['psnr_db']['min']:.1f} | {r['min_psnr']:g} | "
+                         f"{'yes' if r['verified'] else 'no'} | {r['size_bytes'] / 1024:.0f} | {fp32} |")
     elif tc.get("skipped"):
         lines += ["", f"PyTorch comparison skipped: {tc['skipped']}"]
     est = _estimate_rows(result)

@@ -153,13 +153,11 @@ def tflite_runner(path: str | os.PathLike, threads: int | None = None) -> Runner
     return run
 
 
-def onnx_runner(path: str | os.PathLike, threads: int = 2) -> Runner:
-    import onnxruntime as ort
+def onnx_runner(path: str | os.PathLike, threads: int = 2, settings=None) -> Runner:
+    """`settings`: a livestyle.ort_session.OrtConfig (params.yaml bench.onnx); None: its defaults."""
+    from livestyle.ort_session import session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads  # the CI box has 2 cores; more threads only thrash
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess = session(path, threads, settings)
     name = sess.get_inputs()[0].name
 
     def run(frame: Frame) -> np.ndarray:

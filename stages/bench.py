@@ -18,9 +18,14 @@ def main(argv):
     cfg = dataclasses.replace(BenchConfig.from_params(params["bench"]), size=tuple(export.sizes[0]))
     weights = Path("data/train", style, WEIGHTS)
     check_export(Path("data/export", style), style, weights)  # time one complete export of these weights
-    result = bench_style(Path("data/export", style), style, weights, style_config(params, style).network, cfg, Path("data/bench", style))
+    # quantized copies are calibrated on the held-out photos of the prepare stage
+    result = bench_style(Path("data/export", style), style, weights, style_config(params, style).network, cfg, Path("data/bench", style),
+                         heldout_dir=Path("data/prepared/heldout"))
     for name, r in result["host"].items():
         print(f"{style} {name}: " + (f"median {r['median_ms']:.1f} ms" if "median_ms" in r else f"skipped ({r['skipped']})"))
+    fastest = result.get("torch_comparison", {}).get("fastest")
+    if fastest:
+        print(f"{style} fastest verified: " + ", ".join(f"{k} {v}" for k, v in fastest.items()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""livestyle.quantize and the bench's quantized runtimes: calibrated on photos, checked
+against Keras, smaller than the fp32 exports."""
+
+import json
+
+import numpy as np
+import pytest
+
+from livestyle.bench import BenchConfig, bench_style
+from livestyle.config import NetworkConfig
+from livestyle.errors import LivestyleError
+from livestyle.ort_session import OrtConfig, session
+from livestyle.quantize import QuantizeConfig, calibration_frames, onnx_int8, read_photos, size_bytes, tflite_variant
+from livestyle.verify import compare, fit_frame, keras_reference, onnx_runner, psnr, tflite_runner
+
+H, W = 48, 64
+NET = NetworkConfig(res_blocks=1, width=8)
+
+
+def _photos():
+    from skimage import data
+
+    return [data.astronaut(), data.chelsea(), data.coffee()]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Trained-style folder as the pipeline leaves it: weights, exports, held-out photos."""
+    import keras
+
+    from livestyle.export import ExportConfig, export_style, load_transformer
+    from livestyle.images import save_png
+    from livestyle.network import build_transformer
+
+    d = tmp_path_factory.mktemp("quant")
+    keras.utils.set_random_seed(0)
+    build_transformer(NET, H, W).save_weights(str(d / "w.weights.h5"))
+    export_style(d / "w.weights.h5", NET, ExportConfig(sizes=((H, W),), formats=("tflite", "onnx")), "tiny", {}, d)
+    (d / "heldout").mkdir()
+    for i, p in enumerate(_photos()):
+        save_png(d / "heldout" / f"{i:04d}.png", p[::2, ::2])
+    return d, load_transformer(d / "w.weights.h5", NET, H, W)
+
+
+def test_calibration_frames_are_distinct_crops_of_the_photos_at_the_model_size():
+    photos = _photos()
+    frames = calibration_frames(photos, 6, H, W, min_crop=0.5, seed=0)
+    assert len(frames) == 6 and all(f.shape == (H, W, 3) and f.dtype == np.float32 for f in frames)
+    assert all(0 <= f.min() and f.max() <= 255 for f in frames)
+    # crops, not the whole photo: the first frame differs from the fitted astronaut
+    assert psnr(frames[0], fit_frame(photos[0], H, W)) < 30
+    assert len({f.tobytes() for f in frames}) == 6
+    again = calibration_frames(photos, 6, H, W, min_crop=0.5, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, again))
+    with pytest.raises(LivestyleError, match="no held-out photos"):
+        calibration_frames([], 2, H, W)
+
+
+def test_read_photos_names_an_empty_folder(tmp_path):
+    with pytest.raises(LivestyleError, match="dvc repro prepare"):
+        read_photos(tmp_path)
+
+
+def test_onnx_int8_is_smaller_and_close_to_keras(tiny, tmp_path):
+    d, model = tiny
+    calib = calibration_frames(read_photos(d / "heldout"), 4, H, W)
+    dst = onnx_int8(d / "tiny.onnx", tmp_path / "int8.onnx", calib)
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(dst)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ, not a renamed copy
+    assert size_bytes(dst) < size_bytes(d / "tiny.onnx")
+    frames = [fit_frame(p, H, W).astype(np.float32) for p in _photos()]
+    res = compare(onnx_runner(dst), keras_reference(model), frames, 30.0, "onnx_int8")
+    assert res["passed"], res
+    # and not identical: the int8 copy really rounds (the check could fail)
+    exact = compare(onnx_runner(d / "tiny.onnx"), keras_reference(model), frames, 30.0, "onnx")
+    assert res["psnr_db"]["min"] < exact["psnr_db"]["min"]
+
+
+@pytest.mark.parametrize("mode", ["int8", "fp16"])
+def test_tflite_variants_compute_the_keras_output(tiny, tmp_path, mode):
+    d, model = tiny
+    calib = calibration_frames(read_photos(d / "heldout"), 4, H, W)
+    dst = tflite_variant(model, tmp_path / f"{mode}.tflite", mode, calib)
+    assert size_bytes(dst) < size_bytes(d / "tiny.tflite")
+    frames = [fit_frame(p, H, W).astype(np.float32) for p in _photos()]
+    res = compare(tflite_runner(dst), keras_reference(model), frames, 30.0, mode)
+    assert res["passed"], res
+
+
+def test_ort_settings_reach_the_session(tiny):
+    import onnxruntime as ort
+
+    d, _ = tiny
+    sess = session(d / "tiny.onnx", 2, OrtConfig.from_params({"graph_optimization": "basic", "execution_mode": "parallel"}))
+    opts = sess.get_session_options()
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    assert opts.execution_mode == ort.ExecutionMode.ORT_PARALLEL
+    assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 2
+    with pytest.raises(LivestyleError, match="graph_optimization"):
+        OrtConfig.from_params({"graph_optimization": "max"})
+    with pytest.raises(LivestyleError, match="min_psnr"):
+        QuantizeConfig.from_params({"min_psnr": -1})
+
+
+def test_bench_times_and_checks_quantized_copies(tiny, tmp_path):
+    d, _ = tiny
+    cfg = BenchConfig.from_params({"runs": 3, "size": [H, W], "runtimes": ["onnx", "onnx_int8"],
+                                   "quantize": {"calibration_frames": 3, "min_psnr": 30.0}})
+    result = bench_style(d, "tiny", d / "w.weights.h5", NET, cfg, tmp_path / "out", heldout_dir=d / "heldout")
+    q = json.loads((tmp_path / "out" / "bench.json").read_text())["host"]["onnx_int8"]
+    assert q["runs_timed"] == 2 and q["verified"] is True and q["psnr_db"]["min"] >= 30
+    assert q["size_bytes"] < q["fp32_size_bytes"]
+    assert "Quantized copies" in (tmp_path / "out" / "bench.md").read_text()
+    # no held-out photos: a recorded skip, the rest of the bench still runs
+    result = bench_style(d, "tiny", d / "w.weights.h5", NET, cfg, tmp_path / "out2", heldout_dir=tmp_path / "none")
+    assert "held-out" in result["host"]["onnx_int8"]["skipped"] and result["host"]["onnx"]["median_ms"] > 0
