@@ -458,6 +458,18 @@ def _softmax(a):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+@_op("constexpr_affine_dequantize")
+def _affine_dequantize(a):
+    """8-bit weights (coremltools linear_quantize_weights): (q - zero_point) * scale per channel of `axis`."""
+    q = np.asarray(a("quantized_data"), np.float32)
+    axis = int(a.scalar("axis")) % q.ndim
+    shape = [1] * q.ndim
+    shape[axis] = -1
+    zero = np.asarray(a("zero_point"), np.float32).reshape(shape if np.ndim(a("zero_point")) else ())
+    scale = np.asarray(a("scale"), np.float32).reshape(shape if np.ndim(a("scale")) else ())
+    return (q - zero) * scale
+
+
 @_op("select")
 def _select(a):
     return np.where(a("cond"), a("a"), a("b"))

@@ -10,7 +10,8 @@ from livestyle.bench import BenchConfig, bench_style
 from livestyle.config import NetworkConfig
 from livestyle.errors import LivestyleError
 from livestyle.ort_session import OrtConfig, session
-from livestyle.quantize import QuantizeConfig, calibration_frames, onnx_int8, read_photos, size_bytes, tflite_variant
+from livestyle.quantize import (QuantizeConfig, calibration_frames, mlprogram_int8, onnx_int8, read_photos, size_bytes,
+                                tflite_variant)
 from livestyle.verify import compare, fit_frame, keras_reference, onnx_runner, psnr, tflite_runner
 
 H, W = 48, 64
@@ -116,3 +117,23 @@ def test_bench_times_and_checks_quantized_copies(tiny, tmp_path):
     # no held-out photos: a recorded skip, the rest of the bench still runs
     result = bench_style(d, "tiny", d / "w.weights.h5", NET, cfg, tmp_path / "out2", heldout_dir=tmp_path / "none")
     assert "held-out" in result["host"]["onnx_int8"]["skipped"] and result["host"]["onnx"]["median_ms"] > 0
+
+
+def test_coreml_8bit_weights_are_smaller_and_run_in_the_numpy_executor(tmp_path):
+    """linear_quantize_weights works off macOS; mil_exec evaluates its dequantize op."""
+    import keras
+
+    from livestyle.export import display_model, export_coreml
+    from livestyle.mil_exec import MilProgram
+    from livestyle.network import build_transformer
+
+    keras.utils.set_random_seed(0)
+    fp16 = export_coreml(display_model(build_transformer(NET, H, W), (2 * H, 2 * W)), "mlprogram", tmp_path / "f.mlpackage", {})
+    int8 = mlprogram_int8(fp16, tmp_path / "q.mlpackage")
+    assert size_bytes(int8) < size_bytes(fp16)
+    prog = MilProgram.load(int8)
+    assert "constexpr_affine_dequantize" in prog.op_types and not prog.unsupported_ops()
+    frame = fit_frame(_photos()[0], H, W).astype(np.float32)
+    a, b = MilProgram.load(fp16).run_image(frame), prog.run_image(frame)
+    assert b.shape == (2 * H, 2 * W, 3)
+    assert 35 < psnr(np.clip(a, 0, 255), np.clip(b, 0, 255)) < 120  # close, and not the same weights
