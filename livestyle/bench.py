@@ -255,7 +255,7 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
                 if src is None:
                     out[name] = {"skipped": f"no onnx model for {style} at {w}x{h} in {export_dir}"}
                     continue
-                run = verify.onnx_runner(quantize.onnx_int8(src, dst, calib), cfg.threads, cfg.onnx)
+                run = verify.onnx_runner(quantize.onnx_int8(src, dst, calib, q.float_ends), cfg.threads, cfg.onnx)
                 fp32 = src
             else:
                 run = verify.tflite_runner(quantize.tflite_variant(model, dst, mode, calib), cfg.threads)

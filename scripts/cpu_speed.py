@@ -109,8 +109,11 @@ def main(argv=None) -> int:
 
     q = quantize.onnx_int8(onnx_path, tmp / "int8.onnx", calib)
     run = verify.onnx_runner(q, args.threads)
-    record("ort", "ort int8 static QDQ (per-channel)", lambda: run(x[0]), **quality(run), size_bytes=quantize.size_bytes(q),
+    record("ort", "ort int8 static QDQ (per-channel), ends float", lambda: run(x[0]), **quality(run), size_bytes=quantize.size_bytes(q),
            fp32_size_bytes=quantize.size_bytes(onnx_path))
+    q = quantize.onnx_int8(onnx_path, tmp / "int8_all.onnx", calib, float_ends=False)
+    run = verify.onnx_runner(q, args.threads)
+    record("ort", "ort int8 static QDQ (per-channel), every conv", lambda: run(x[0]), **quality(run), size_bytes=quantize.size_bytes(q))
     dyn = _onnx_dynamic(onnx_path, tmp / "dyn.onnx")
     run = verify.onnx_runner(dyn, args.threads)
     record("ort", "ort int8 dynamic", lambda: run(x[0]), **quality(run), size_bytes=quantize.size_bytes(dyn))

@@ -79,6 +79,24 @@ def test_onnx_int8_is_smaller_and_close_to_keras(tiny, tmp_path):
     assert res["psnr_db"]["min"] < exact["psnr_db"]["min"]
 
 
+def test_onnx_int8_keeps_the_first_and_last_conv_float(tiny, tmp_path):
+    import onnx
+
+    d, _ = tiny
+    calib = calibration_frames(read_photos(d / "heldout"), 2, H, W)
+
+    def quantized_convs(path):
+        g = onnx.load(str(path)).graph
+        made_by = {o: n.op_type for n in g.node for o in n.output}
+        convs = [n for n in g.node if n.op_type == "Conv"]
+        return [made_by.get(c.input[1]) == "DequantizeLinear" for c in convs]
+
+    ends = quantized_convs(onnx_int8(d / "tiny.onnx", tmp_path / "ends.onnx", calib))
+    every = quantized_convs(onnx_int8(d / "tiny.onnx", tmp_path / "all.onnx", calib, float_ends=False))
+    assert all(every) and len(every) >= 4
+    assert ends == [False] + [True] * (len(ends) - 2) + [False]
+
+
 @pytest.mark.parametrize("mode", ["int8", "fp16"])
 def test_tflite_variants_compute_the_keras_output(tiny, tmp_path, mode):
     d, model = tiny
