@@ -282,6 +282,10 @@ class TrainConfig:
     loop: str = one_of("auto", "auto", "keras", "jax")
     steps_per_call: int = bounded(50, 1)  # jax loop: steps per compiled call (cut at checkpoints and samples)
     init_weights: str = ""  # transformer weights to start from (data/base: the CPU default's base network)
+    # update: batch norm normalises by each batch and learns moving statistics (training
+    # from scratch); frozen: it uses the starting network's moving statistics, as export
+    # does (a fine-tune on small batches otherwise replaces them with noisy ones)
+    norm_stats: str = one_of("update", "update", "frozen")
 
     def __post_init__(self):
         check_fields(self, "train")

@@ -98,8 +98,10 @@ class Dag:
           subset is asked for, while `prepare` stays).
         targets: stage names or group names ('release', 'bench'); the result is
           those stages plus everything upstream of them, as `dvc repro T` would run.
+          None: the root dvc.yaml's stages, as `dvc repro` runs them (a dvc.yaml in a
+          subfolder, like sweep/dvc.yaml, runs only when targeted).
         """
-        names = set(self.names)
+        names = set(self.names) if targets is not None else {n for n in self.names if ":" not in n}
         if keys is not None:
             keys = set(keys)
             unknown = keys - set(self.keys)

@@ -163,7 +163,7 @@ class DeviceLoop:
             x, offsets = self.pair(x, step)
 
         def loss_fn(trainable):
-            y, new_non_trainable = net.stateless_call(trainable, non_trainable, x, training=True)
+            y, new_non_trainable = net.stateless_call(trainable, non_trainable, x, training=trainer.update_norm_stats)
             with keras.StatelessScope(state_mapping=list(zip(self.frozen_refs, frozen))):
                 total, terms = trainer.total_loss(x, y, offsets)
             return total, (terms, new_non_trainable)
@@ -235,8 +235,7 @@ def train_loop(
                 ips = images / max(now - since, 1e-9)
             throughput.append(ips)
             for k, row in enumerate(values):
-                rows.append({"step": done - n_done + k + 1, **{t: float(v) for t, v in zip(TERMS, row)},
-                             "images_per_s": round(ips, 2)})
+                rows.append({"step": done - n_done + k + 1, **{t: float(v) for t, v in zip(TERMS, row)}})
             bar.set_postfix(loss=f"{rows[-1]['loss']:.3g}", img_s=f"{ips:.1f}")
             bar.update(n_done)
             if snap is not None:

@@ -192,7 +192,6 @@ def build_card(art: "StyleArtifacts", model_sizes: Mapping[str, int] | None = No
             "backend": train.get("backend"),
             "final_losses": train.get("final") or {},
             "heldout_losses": train.get("heldout") or {},
-            "images_per_s_median": train.get("images_per_s_median"),
         },
         "data": dict(art.data or {}),
         "formats": {f: {"file": f"{art.name}/{p.name}", "bytes": (model_sizes or {}).get(f), "notes": FORMAT_NOTES[f]} for f, p in art.models.items()},
@@ -293,7 +292,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     tr = card.get("training") or {}
     lines.append("\n## Training\n\n")
     rows = [[f"config.{k}", v] for k, v in flatten(tr.get("config") or {})]
-    for key in ("steps", "backend", "images_per_s_median"):
+    for key in ("steps", "backend"):
         if tr.get(key) is not None:
             rows.append([key, tr[key]])
     rows += [[f"final.{k}", v] for k, v in flatten(tr.get("final_losses") or {})]

@@ -17,6 +17,8 @@ Choices:
 
 from __future__ import annotations
 
+import zlib
+
 import keras
 from keras import layers, ops
 
@@ -53,7 +55,14 @@ def _norm(cfg: NetworkConfig, name: str):
     return layers.GroupNormalization(groups=-1, epsilon=1e-3, name=name)
 
 
-def _conv(x, cfg, filters, kernel, stride, name, separable=False):
+def _init(seed: int, name: str) -> keras.initializers.Initializer:
+    """Glorot-uniform seeded by (seed, layer name). Keras' unseeded default draws from
+    Python's global `random`, which any thread in the process may consume, so the
+    same config could start from different weights (a resumed run then disagrees)."""
+    return keras.initializers.GlorotUniform(seed=zlib.crc32(f"{seed}:{name}".encode()) & 0x7FFFFFFF)
+
+
+def _conv(x, cfg, filters, kernel, stride, name, separable=False, seed=0):
     if cfg.padding == "reflect" and kernel > 1:
         p = kernel // 2
         x = ReflectPad(((p, p), (p, p)), name=f"{name}_pad")(x)
@@ -62,29 +71,33 @@ def _conv(x, cfg, filters, kernel, stride, name, separable=False):
         padding = "same"
     # no bias before a norm layer: the norm's beta replaces it
     if separable:
-        return layers.SeparableConv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=name)(x)
-    return layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=name)(x)
+        return layers.SeparableConv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=name,
+                                      depthwise_initializer=_init(seed, f"{name}_dw"),
+                                      pointwise_initializer=_init(seed, f"{name}_pw"))(x)
+    return layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=name,
+                         kernel_initializer=_init(seed, name))(x)
 
 
-def _conv_block(x, cfg, filters, kernel, stride, name, relu=True, separable=False):
-    x = _conv(x, cfg, filters, kernel, stride, name, separable)
+def _conv_block(x, cfg, filters, kernel, stride, name, relu=True, separable=False, seed=0):
+    x = _conv(x, cfg, filters, kernel, stride, name, separable, seed)
     x = _norm(cfg, f"{name}_norm")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
-def _residual(x, cfg, filters, name):
-    y = _conv_block(x, cfg, filters, 3, 1, f"{name}_a", separable=cfg.separable)
-    y = _conv_block(y, cfg, filters, 3, 1, f"{name}_b", relu=False, separable=cfg.separable)
+def _residual(x, cfg, filters, name, seed):
+    y = _conv_block(x, cfg, filters, 3, 1, f"{name}_a", separable=cfg.separable, seed=seed)
+    y = _conv_block(y, cfg, filters, 3, 1, f"{name}_b", relu=False, separable=cfg.separable, seed=seed)
     return layers.Add(name=f"{name}_add")([x, y])
 
 
-def _upsample(x, cfg, filters, name):
+def _upsample(x, cfg, filters, name, seed):
     if cfg.upsample == "transpose":
-        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False, name=name)(x)
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False, name=name,
+                                   kernel_initializer=_init(seed, name))(x)
         x = _norm(cfg, f"{name}_norm")(x)
         return layers.ReLU(name=f"{name}_relu")(x)
     x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
-    return _conv_block(x, cfg, filters, 3, 1, name)
+    return _conv_block(x, cfg, filters, 3, 1, name, seed=seed)
 
 
 def padding_for(size: int, multiple: int = 4) -> tuple[int, int]:
@@ -93,11 +106,11 @@ def padding_for(size: int, multiple: int = 4) -> tuple[int, int]:
     return extra // 2, extra - extra // 2
 
 
-def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "transformer") -> keras.Model:
+def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "transformer", seed: int = 0) -> keras.Model:
     """Functional model (1..N, height, width, 3) RGB 0..255 -> same shape RGB 0..255.
 
     Weights do not depend on height/width: train at 256x256, rebuild at 853x480 and
-    load the same weights for export.
+    load the same weights for export. The initial weights are a function of `seed`.
     """
     inp = keras.Input((height, width, 3), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit")(inp)
@@ -106,18 +119,18 @@ def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "
         # reflection in training and export alike; cropped again at the end
         x = ReflectPad((pad_h, pad_w), name="pad_to_4")(x)
     w = cfg.width
-    x = _conv_block(x, cfg, w, 9, 1, "enc1")
-    x = _conv_block(x, cfg, 2 * w, 3, 2, "enc2")
-    x = _conv_block(x, cfg, 4 * w, 3, 2, "enc3")
+    x = _conv_block(x, cfg, w, 9, 1, "enc1", seed=seed)
+    x = _conv_block(x, cfg, 2 * w, 3, 2, "enc2", seed=seed)
+    x = _conv_block(x, cfg, 4 * w, 3, 2, "enc3", seed=seed)
     for i in range(cfg.res_blocks):
-        x = _residual(x, cfg, 4 * w, f"res{i + 1}")
-    x = _upsample(x, cfg, 2 * w, "dec1")
-    x = _upsample(x, cfg, w, "dec2")
+        x = _residual(x, cfg, 4 * w, f"res{i + 1}", seed)
+    x = _upsample(x, cfg, 2 * w, "dec1", seed)
+    x = _upsample(x, cfg, w, "dec2", seed)
     if cfg.padding == "reflect":
         x = ReflectPad(((4, 4), (4, 4)), name="out_pad")(x)
-        x = layers.Conv2D(3, 9, padding="valid", name="out_conv")(x)
+        x = layers.Conv2D(3, 9, padding="valid", name="out_conv", kernel_initializer=_init(seed, "out_conv"))(x)
     else:
-        x = layers.Conv2D(3, 9, padding="same", name="out_conv")(x)
+        x = layers.Conv2D(3, 9, padding="same", name="out_conv", kernel_initializer=_init(seed, "out_conv"))(x)
     # tanh keeps the output in range and activations fp16-safe; scaled back to pixels
     x = layers.Activation("tanh", name="out_tanh")(x)
     x = layers.Rescaling(127.5, offset=127.5, name="to_pixels")(x)

@@ -34,7 +34,10 @@ from livestyle.temporal import next_frames, start_step
 from livestyle.trainer import TERMS, StyleTrainer, style_grams
 
 _TRAINING_CODE = ("train.py", "trainer.py", "losses.py", "lossnet.py", "network.py", "fastloop.py", "temporal.py")
-LOG_FIELDS = ("step", *TERMS, "images_per_s")
+# the log holds what the run computed, no timings: a rerun or a resumed run writes the
+# same bytes (throughput goes to speed.json, which no other stage reads)
+LOG_FIELDS = ("step", *TERMS)
+SPEED = "speed.json"
 
 
 def load_style_image(cfg: StyleConfig, size: int) -> np.ndarray:
@@ -99,10 +102,11 @@ def build_trainer(cfg: StyleConfig) -> tuple[StyleTrainer, np.ndarray]:
     t = cfg.train
     if t.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if keras.backend.backend() == "jax" else "mixed_float16")
-    transformer = build_transformer(cfg.network, t.image_size, t.image_size)
+    transformer = build_transformer(cfg.network, t.image_size, t.image_size, seed=t.seed)
     lossnet = build_lossnet(cfg.loss.network, list(cfg.loss.content_layers) + list(cfg.loss.style_layers))
     style = load_style_image(cfg, t.image_size)
-    trainer = StyleTrainer(transformer, lossnet, style_grams(lossnet, style, cfg.loss), cfg.loss)
+    trainer = StyleTrainer(transformer, lossnet, style_grams(lossnet, style, cfg.loss), cfg.loss,
+                           update_norm_stats=t.norm_stats == "update")
     trainer.compile(optimizer=keras.optimizers.Adam(_schedule(t)))
     trainer.build((None, t.image_size, t.image_size, 3))
     trainer.optimizer.build(trainer.trainable_variables)
@@ -348,6 +352,7 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
             bar.close()
             return {"stopped_at": step}
     batches = Batches(files, t)
+    speeds: list[float] = []  # images/s of each Keras step
     tick = time.perf_counter()
     while step < t.steps:
         x, offsets = batches(step), None
@@ -359,7 +364,8 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
         now = time.perf_counter()
         ips = t.batch_size / max(now - tick, 1e-9)
         tick = now
-        rows.append({"step": step, **{k: float(logs[k]) for k in TERMS}, "images_per_s": round(ips, 2)})
+        rows.append({"step": step, **{k: float(logs[k]) for k in TERMS}})
+        speeds.append(ips)
         trainer.reset_metrics()
         bar.set_postfix(loss=f"{rows[-1]['loss']:.3g}", img_s=f"{ips:.1f}")
         bar.update(1)
@@ -380,12 +386,17 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
         "steps": t.steps,
         "final": {k: rows[-1].get(k, 0.0) for k in TERMS} if rows else {},
         "heldout": evaluate(trainer, eval_net, heldout),
-        "images_per_s_median": float(np.median(calls or [r["images_per_s"] for r in rows[1:]] or [0.0])),
-        # jax loop: the whole loop after compiling, checkpoints and samples included
-        **({"images_per_s": float(calls[-1])} if calls else {}),
         "backend": keras.backend.backend(),
         "loop": loop,
         "params": trainer.transformer.count_params(),
     }
     write_json(out_dir / "train.json", metrics)
-    return metrics
+    speed = {
+        # this session's steps only (a resumed run times the steps after the checkpoint);
+        # the first Keras step and the first JAX call compile
+        "images_per_s_median": float(np.median(calls or speeds[1:] or [0.0])),
+        # jax loop: the whole loop after compiling, checkpoints and samples included
+        **({"images_per_s": float(calls[-1])} if calls else {}),
+    }
+    write_json(out_dir / SPEED, speed)
+    return {**metrics, **speed}

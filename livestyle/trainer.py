@@ -18,9 +18,13 @@ TERMS = ("loss", "content", "style", "tv", "temporal")
 
 
 class StyleTrainer(keras.Model):
-    def __init__(self, transformer: keras.Model, lossnet: keras.Model, style_grams, cfg: LossConfig, **kwargs):
+    def __init__(self, transformer: keras.Model, lossnet: keras.Model, style_grams, cfg: LossConfig,
+                 update_norm_stats: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.transformer = transformer
+        # False (train.norm_stats: frozen): batch norm runs on its moving statistics in
+        # training too, so training sees what the exported model computes
+        self.update_norm_stats = update_norm_stats
         self.lossnet = lossnet
         self.cfg = cfg
         self.n_content = len(cfg.content_layers)
@@ -31,7 +35,7 @@ class StyleTrainer(keras.Model):
         self.trackers = {k: keras.metrics.Mean(name=k) for k in TERMS}
 
     def call(self, x, training=False):
-        return self.transformer(x, training=training)
+        return self.transformer(x, training=training and self.update_norm_stats)
 
     def loss_terms(self, content, stylized):
         """Unweighted content, style and TV terms for a batch."""

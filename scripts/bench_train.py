@@ -4,7 +4,7 @@ step: the train step alone (transformer + loss network + backward + Adam) on one
 batch already in memory, through train_on_batch.
 real (--real-loop): train_style itself, as `dvc repro` runs it, on a small prepared
 folder of synthetic photos made here: batches, logs, checkpoints and samples included;
-the figure is train.json's images_per_s_median (the first, compiling, call excluded).
+the figure is speed.json's images_per_s_median (the first, compiling, call excluded).
 
     KERAS_BACKEND=jax python scripts/bench_train.py --batch 4 16 --steps 50
     KERAS_BACKEND=jax python scripts/bench_train.py --real-loop --batch 16 --size 256 --steps 400 --precision mixed

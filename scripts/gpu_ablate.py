@@ -71,7 +71,7 @@ def main() -> None:
             dst = out / name
             src = work / name
             # checkpoint/: what a run cut at --limit-s leaves
-            for pattern in ("stylized/*.png", "train/*/transformer.weights.h5", "train/*/train.json",
+            for pattern in ("stylized/*.png", "train/*/transformer.weights.h5", "train/*/train.json", "train/*/speed.json",
                             "train/*/loss.csv", "train/*/samples.png", "summary.json",
                             "train/*/checkpoint/transformer.weights.h5", "train/*/checkpoint/state.json"):
                 for f in src.glob(pattern):

@@ -160,6 +160,9 @@ def test_stages_in_a_subdirectory_dvc_yaml_are_addressed_from_the_root(tmp_path)
     dag = read_dag(repo)
     assert dag["extra/dvc.yaml:sweep"].upstream == ("prepare",)
     assert dag["extra/dvc.yaml:sweep"].group == "sweep"
+    # like `dvc repro`: on demand only
+    assert "extra/dvc.yaml:sweep" not in dag.select().names
+    assert dag.select(targets=["sweep"]).names == ["prepare", "extra/dvc.yaml:sweep"]
     # the name is a target `dvc repro` accepts from the root
     out = subprocess.run([*DVC, "status", "extra/dvc.yaml:sweep"], cwd=repo,
                          capture_output=True, text=True)
@@ -192,7 +195,10 @@ def test_every_stage_lists_the_modules_its_code_imports():
     import yaml
 
     root = Path(__file__).resolve().parents[1]
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    # the root pipeline and the on-demand ones (sweep/dvc.yaml), whose wdir is the root
+    stages = {f"{f.relative_to(root)}:{k}": v for f in [root / "dvc.yaml", *root.glob("*/dvc.yaml")]
+              for k, v in yaml.safe_load(f.read_text())["stages"].items()}
+    assert "sweep/dvc.yaml:sweep" in stages
     missing = {}
     for name, stage in stages.items():
         stage = stage.get("do", stage)

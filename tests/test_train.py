@@ -61,7 +61,11 @@ def test_training_writes_weights_logs_samples_and_learns(prepared, style_image, 
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     assert float(rows[-1]["style"]) < float(rows[0]["style"])  # the style term is being optimised
     saved = json.loads((tmp_path / "train.json").read_text())
-    assert saved["heldout"].keys() == {"content", "style", "tv"} and saved == json.loads(json.dumps(metrics))
+    speed = json.loads((tmp_path / "speed.json").read_text())
+    assert saved["heldout"].keys() == {"content", "style", "tv"}
+    # the returned figures are train.json's plus the run's throughput, kept apart in speed.json
+    assert {**saved, **speed} == json.loads(json.dumps(metrics)) and speed["images_per_s_median"] > 0
+    assert "images_per_s" not in rows[0] and "images_per_s_median" not in saved
 
 
 def test_same_seed_same_result(prepared, style_image, tmp_path):
@@ -80,6 +84,21 @@ def test_resume_continues_from_checkpoint(prepared, style_image, tmp_path):
     a, b = _log(full), _log(part)
     assert [r["step"] for r in a] == [r["step"] for r in b]
     np.testing.assert_allclose([float(r["loss"]) for r in a], [float(r["loss"]) for r in b], rtol=1e-4)
+    # every output DVC tracks is the same file, so dvc.lock does not change after a kill
+    for name in ("loss.csv", "train.json", "samples.png", "loss.png", "style.png", "transformer.weights.h5",
+                 "samples/step_000003.png"):
+        assert (full / name).read_bytes() == (part / name).read_bytes(), name
+    assert sorted(p.name for p in (full / "samples").iterdir()) == sorted(p.name for p in (part / "samples").iterdir())
+    assert json.loads((part / "speed.json").read_text())["images_per_s_median"] > 0
+
+
+def test_rerun_of_a_finished_run_writes_the_same_outputs(prepared, style_image, tmp_path):
+    train_style(tiny(style_image), prepared, tmp_path)
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "checkpoint" not in p.parts}
+    train_style(tiny(style_image), prepared, tmp_path)  # the checkpoint says: done
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "checkpoint" not in p.parts}
+    changed = sorted(str(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert changed == ["speed.json"]  # timings only
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(prepared, style_image, tmp_path):
@@ -135,3 +154,26 @@ def test_base_network_keeps_a_photo_and_refuses_other_settings(tmp_path):
         load_init_weights(build_transformer(NetworkConfig(res_blocks=1, width=4), 32, 32), base)
     with pytest.raises(LivestyleError, match="no file"):
         load_init_weights(net, tmp_path / "missing.h5")
+
+
+@pytest.mark.parametrize("norm_stats", ["update", "frozen"])
+def test_norm_stats_frozen_keeps_the_starting_statistics_and_still_learns(prepared, style_image, tmp_path, norm_stats):
+    import keras
+
+    from livestyle.network import build_transformer
+
+    def stats_and_kernels(path):
+        net = build_transformer(NetworkConfig(res_blocks=1, width=4), 32, 32)
+        net.load_weights(path)
+        norms = [l for l in net.layers if isinstance(l, keras.layers.BatchNormalization)]
+        stats = np.concatenate([np.ravel(v) for l in norms for v in (l.moving_mean, l.moving_variance)])
+        kernels = np.concatenate([np.ravel(l.kernel) for l in net.layers if isinstance(l, keras.layers.Conv2D)])
+        return stats, kernels
+
+    start = tmp_path / "start.weights.h5"
+    build_transformer(NetworkConfig(res_blocks=1, width=4), 32, 32, seed=3).save_weights(start)
+    train_style(tiny(style_image, steps=3, norm_stats=norm_stats, init_weights=str(start)), prepared, tmp_path / "run")
+    (s0, k0), (s1, k1) = stats_and_kernels(start), stats_and_kernels(tmp_path / "run" / "transformer.weights.h5")
+    assert not np.allclose(k0, k1)  # the convolutions train either way
+    # frozen: training normalises as the exported model does, by the start's statistics
+    assert np.array_equal(s0, s1) == (norm_stats == "frozen")
