@@ -181,13 +181,88 @@ def export_tflite(transformer, out_path: Path) -> Path:
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    _, concrete = _concrete_function(transformer)
+    # same output, but pads and upsamples in ops XNNPACK delegates: one partition, not 17
+    _, concrete = _concrete_function(for_xnnpack(transformer))
     # Keras 3 variables are not frozen by the converter itself: the file came out
     # without weights and predicted NaN. Freeze them into constants first.
     converter = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(concrete)])
     with atomic_path(out_path) as tmp:
         tmp.write_bytes(converter.convert())
     return out_path
+
+
+def for_xnnpack(model):
+    """A copy of the transformer, same weights and output, in ops TFLite's XNNPACK delegate
+    takes. It takes neither MIRROR_PAD nor TILE (Keras' nearest UpSampling2D), so the
+    network ran in 17 partitions with those ops on TFLite's reference kernels between
+    them (docs/CPU_INFERENCE.md): reflection becomes slices and concats of at most 4
+    tensors (wider ones are not delegated either), a 2x nearest upsample concats and
+    reshapes. Only the TFLite export uses it; training and other formats keep the network."""
+    import keras
+    from keras import layers
+
+    from livestyle.network import ReflectPad
+
+    slice_pad, upsample = _xnnpack_layers()
+
+    def clone(layer):
+        if isinstance(layer, ReflectPad):
+            return slice_pad(layer.pad, name=layer.name)
+        if isinstance(layer, layers.UpSampling2D) and tuple(layer.size) == (2, 2) and layer.interpolation == "nearest":
+            return upsample(name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def xnnpack_partitions(path: Path) -> int:
+    """Delegate nodes in a TFLite model's execution plan: each op XNNPACK cannot take
+    splits the graph, and runs between the partitions on TFLite's own kernels."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    return sum(op["op_name"] == "DELEGATE" for op in interp._get_ops_details())
+
+
+_XNNPACK_LAYERS: tuple = ()
+
+
+def _xnnpack_layers():
+    """The two layers for_xnnpack swaps in (made on first use: keras loads only when needed)."""
+    global _XNNPACK_LAYERS
+    if _XNNPACK_LAYERS:
+        return _XNNPACK_LAYERS
+    from keras import layers, ops
+
+    def concat(parts, axis):
+        while len(parts) > 1:
+            parts = [g[0] if len(g) == 1 else ops.concatenate(g, axis=axis) for g in (parts[i : i + 4] for i in range(0, len(parts), 4))]
+        return parts[0]
+
+    def mirror(x, axis, lo, hi):
+        n = x.shape[axis]
+        row = (lambda i: x[:, i : i + 1]) if axis == 1 else (lambda i: x[:, :, i : i + 1])
+        parts = ([concat([row(i) for i in range(lo, 0, -1)], axis)] if lo else []) + [x]
+        return concat(parts + ([concat([row(n - 2 - i) for i in range(hi)], axis)] if hi else []), axis)
+
+    from livestyle.network import ReflectPad
+
+    class SliceReflectPad(ReflectPad):
+        def call(self, x):
+            (t, b), (l, r) = self.pad
+            return mirror(mirror(x, 1, t, b), 2, l, r)
+
+    class ConcatUpsample2x(layers.Layer):
+        def call(self, x):
+            _, h, w, c = x.shape
+            x = ops.reshape(ops.concatenate([x, x], axis=-1), (-1, h, 2 * w, c))  # each pixel twice along width
+            return ops.reshape(ops.concatenate([x, x], axis=2), (-1, 2 * h, 2 * w, c))  # each row twice
+
+    _XNNPACK_LAYERS = (SliceReflectPad, ConcatUpsample2x)
+    return _XNNPACK_LAYERS
 
 
 def export_onnx(transformer, out_path: Path, opset: int = 17) -> Path:

@@ -107,9 +107,9 @@ def tflite_variant(transformer, dst: Path, mode: str, frames: list[np.ndarray] |
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from livestyle.export import _concrete_function
+    from livestyle.export import _concrete_function, for_xnnpack
 
-    _, concrete = _concrete_function(transformer)
+    _, concrete = _concrete_function(for_xnnpack(transformer))
     conv = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(concrete)])
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "fp16":

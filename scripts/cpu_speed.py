@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     from livestyle import quantize, verify
     from livestyle.bench import bench_input, summarize, time_runs, _keras_model
     from livestyle.config import load_params, style_config
-    from livestyle.export import export_onnx, export_tflite
+    from livestyle.export import export_onnx, export_tflite, xnnpack_partitions
     from livestyle.ort_session import OrtConfig, session
     from livestyle.torch_reference import torch_runner
 
@@ -160,15 +160,6 @@ def _onnx_dynamic(src: Path, dst: Path) -> Path:
     return dst
 
 
-def xnnpack_partitions(path: Path) -> int:
-    """Delegate nodes in the execution plan: each op XNNPACK cannot take splits the graph."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path), num_threads=1)
-    interp.allocate_tensors()
-    return sum(op["op_name"] == "DELEGATE" for op in interp._get_ops_details())
-
-
 def arch_rows(record, tmp: Path, h: int, w: int, calib, threads: int) -> None:
     """Untrained networks of other shapes: fp32 and int8 ONNX latency, GFLOPs, parameters."""
     import numpy as np
@@ -176,7 +167,7 @@ def arch_rows(record, tmp: Path, h: int, w: int, calib, threads: int) -> None:
     from livestyle import quantize, verify
     from livestyle.bench import bench_input
     from livestyle.config import NetworkConfig
-    from livestyle.export import export_onnx, export_tflite
+    from livestyle.export import export_onnx, export_tflite, xnnpack_partitions
     from livestyle.network import build_transformer
 
     x = bench_input(h, w)

@@ -23,9 +23,9 @@ def main(argv):
                          heldout_dir=Path("data/prepared/heldout"))
     for name, r in result["host"].items():
         print(f"{style} {name}: " + (f"median {r['median_ms']:.1f} ms" if "median_ms" in r else f"skipped ({r['skipped']})"))
-    fastest = result.get("torch_comparison", {}).get("fastest")
-    if fastest:
-        print(f"{style} fastest verified: " + ", ".join(f"{k} {v}" for k, v in fastest.items()))
+    for key in ("fastest", "fastest_quantized"):
+        if fastest := result.get("torch_comparison", {}).get(key):
+            print(f"{style} {key}: " + ", ".join(f"{k} {v}" for k, v in fastest.items()))
 
 
 if __name__ == "__main__":

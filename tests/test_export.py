@@ -97,3 +97,23 @@ def test_display_follows_model_orientation():
     cfg = ExportConfig(display=(1920, 1080))
     assert cfg.display_for(853, 480) == (1920, 1080)
     assert cfg.display_for(480, 853) == (1080, 1920)
+
+
+@pytest.mark.parametrize("net", [NetworkConfig(res_blocks=1, width=4), NetworkConfig(res_blocks=1, width=4, padding="zero")])
+def test_tflite_runs_in_one_xnnpack_partition_with_the_keras_output(tmp_path, net):
+    """Reflection pads and nearest upsamples exported in ops XNNPACK takes: the shipped
+    graph fell into 17 partitions; the output must not change."""
+    import keras
+
+    from livestyle.export import export_tflite, for_xnnpack, xnnpack_partitions
+    from livestyle.verify import psnr, tflite_runner
+
+    keras.utils.set_random_seed(0)
+    model = build_transformer(net, 30, 41)  # odd sizes: the pad-to-4 and crop are rewritten too
+    frame = np.random.default_rng(0).uniform(0, 255, (30, 41, 3)).astype(np.float32)
+    rewritten = for_xnnpack(model)
+    assert not any(type(layer).__name__ in ("ReflectPad", "UpSampling2D") for layer in rewritten.layers)
+    np.testing.assert_allclose(np.asarray(rewritten(frame[None])), np.asarray(model(frame[None])), atol=1e-4)
+    path = export_tflite(model, tmp_path / "m.tflite")
+    assert xnnpack_partitions(path) == 1
+    assert psnr(np.clip(tflite_runner(path)(frame), 0, 255), np.clip(keras_reference(model)(frame), 0, 255)) > 50

@@ -132,6 +132,11 @@ def test_bench_times_and_checks_quantized_copies(tiny, tmp_path):
     assert q["runs_timed"] == 2 and q["verified"] is True and q["psnr_db"]["min"] >= 30
     assert q["size_bytes"] < q["fp32_size_bytes"]
     assert "Quantized copies" in (tmp_path / "out" / "bench.md").read_text()
+    # the equal-output headline never names a quantized copy; the quantized one does
+    cfg = BenchConfig.from_params({**{"runs": 3, "size": [H, W], "runtimes": ["onnx", "onnx_int8", "torch"], "torch_blocks": [1]},
+                                   "quantize": {"calibration_frames": 3}})
+    tc = bench_style(d, "tiny", d / "w.weights.h5", NET, cfg, tmp_path / "out3", heldout_dir=d / "heldout")["torch_comparison"]
+    assert tc["fastest"]["runtime"] == "onnx" and tc["fastest_quantized"]["runtime"] == "onnx_int8"
     # no held-out photos: a recorded skip, the rest of the bench still runs
     result = bench_style(d, "tiny", d / "w.weights.h5", NET, cfg, tmp_path / "out2", heldout_dir=tmp_path / "none")
     assert "held-out" in result["host"]["onnx_int8"]["skipped"] and result["host"]["onnx"]["median_ms"] > 0
