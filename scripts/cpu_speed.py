@@ -50,6 +50,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("docs/cpu_speed.jsonl"))
     ap.add_argument("--weights", type=Path, help="default: data/train/STYLE's (exported afresh: data/export may lag them)")
     ap.add_argument("--skip-archs", action="store_true")
+    ap.add_argument("--archs-only", action="store_true", help="only the classic network and the other shapes")
+    ap.add_argument("--arch", action="append", help="only shapes whose label starts with this (repeatable)")
     ap.add_argument("--skip-coreml", action="store_true", help="no Core ML 8-bit weights row (its NumPy check takes minutes)")
     args = ap.parse_args(argv)
 
@@ -95,6 +97,11 @@ def main(argv=None) -> int:
 
     tmp_dir = tempfile.TemporaryDirectory()
     tmp = Path(tmp_dir.name)
+    if args.archs_only:
+        arch_rows(record, tmp, h, w, calib, args.threads, args.arch)
+        record("classic", "torch 5 blocks (end)", classic)
+        print_table(rows)
+        return 0
     onnx_path, tfl = export_onnx(model, tmp / "fp32.onnx"), export_tflite(model, tmp / "fp32.tflite")
     for level in ("all", "extended", "basic"):
         for threads in (args.threads, 1):
@@ -130,7 +137,7 @@ def main(argv=None) -> int:
     if not args.skip_coreml:
         coreml_rows(record, tmp, model, quality, params)
     if not args.skip_archs:
-        arch_rows(record, tmp, h, w, calib, args.threads)
+        arch_rows(record, tmp, h, w, calib, args.threads, args.arch)
     record("classic", "torch 5 blocks (end)", classic)
     tmp_dir.cleanup()
     print_table(rows)
@@ -160,7 +167,7 @@ def _onnx_dynamic(src: Path, dst: Path) -> Path:
     return dst
 
 
-def arch_rows(record, tmp: Path, h: int, w: int, calib, threads: int) -> None:
+def arch_rows(record, tmp: Path, h: int, w: int, calib, threads: int, only: list[str] | None = None) -> None:
     """Untrained networks of other shapes: fp32 and int8 ONNX latency, GFLOPs, parameters."""
     import numpy as np
 
@@ -172,6 +179,8 @@ def arch_rows(record, tmp: Path, h: int, w: int, calib, threads: int) -> None:
 
     x = bench_input(h, w)
     for label, kw in ARCHS:
+        if only and not any(label.startswith(o) for o in only):
+            continue
         model = build_transformer(NetworkConfig(**kw), h, w)
         tag = label.split(" (")[0].replace(" ", "_")
         fp32 = export_onnx(model, tmp / f"{tag}.onnx")
@@ -183,7 +192,9 @@ def arch_rows(record, tmp: Path, h: int, w: int, calib, threads: int) -> None:
             run = verify.onnx_runner(path, threads)
             record("arch", f"{label} ort {kind}", lambda r=run: r(x[0]), network=kw, params=params, gflops=gflops,
                    size_bytes=quantize.size_bytes(path))
-        record("arch", f"{label} xnnpack partitions", None, network=kw, partitions=xnnpack_partitions(tfl))
+        run = verify.tflite_runner(tfl, threads)
+        record("arch", f"{label} tflite fp32", lambda r=run: r(x[0]), network=kw, params=params, gflops=gflops,
+               partitions=xnnpack_partitions(tfl))
 
 
 def _gflops(model, h: int, w: int) -> float:
