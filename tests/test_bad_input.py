@@ -528,8 +528,9 @@ def test_train_rerun_and_resume_give_the_outputs_of_one_uninterrupted_run(tmp_pa
     train_style(cfg, prepared, full)
     want = _files(full)
     assert "samples/step_000003.png" in want
-    # deterministic outputs; train.json and loss.csv also hold the measured images/s
-    compare = [k for k in want if k not in ("train.json", "loss.csv")]
+    # every output byte for byte, the logs included; only speed.json holds timings
+    compare = [k for k in want if k != "speed.json"]
+    assert "train.json" in compare and "loss.csv" in compare
 
     # rerun with the finished checkpoint (dvc repro after a params-only change, or -f)
     _dvc_clears_outputs(full)
@@ -537,7 +538,6 @@ def test_train_rerun_and_resume_give_the_outputs_of_one_uninterrupted_run(tmp_pa
     again = _files(full)
     assert sorted(again) == sorted(want)
     assert {k: again[k] for k in compare} == {k: want[k] for k in compare}
-    assert again["loss.csv"] == want["loss.csv"] and again["train.json"] == want["train.json"]  # the same log, too
 
     # killed after step 4 (the sample of step 3 written), then rerun by DVC
     part = tmp_path / "part"
