@@ -16,10 +16,20 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from pathlib import Path
+from typing import Any, Mapping, Protocol
 
-if TYPE_CHECKING:
-    from livestyle.bundle import StyleArtifacts
+
+class StyleArtifacts(Protocol):
+    """What a card is built from (livestyle.bundle.StyleArtifacts): stated here, so the
+    card does not import the bundle that imports it."""
+
+    name: str
+    config: Mapping[str, Any] | None
+    data: Mapping[str, Any] | None
+    models: Mapping[str, Path]
+
+    def load_json(self, kind: str) -> dict: ...
 
 NOT_RECORDED = "not recorded"
 # a key path mentioning one of these holds a modelled figure, not a measured one
@@ -163,7 +173,7 @@ def a12_estimate(bench: Mapping[str, Any]) -> list[tuple[str, Any]]:
 # ---------------------------------------------------------------- the card
 
 
-def build_card(art: "StyleArtifacts", model_sizes: Mapping[str, int] | None = None) -> dict[str, Any]:
+def build_card(art: StyleArtifacts, model_sizes: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The model card of one style as a JSON-able dict (stage JSONs embedded as found)."""
     cfg = dict(art.config or {})
     train = art.load_json("train")
