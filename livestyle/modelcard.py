@@ -16,20 +16,9 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping
 
-
-class StyleArtifacts(Protocol):
-    """What a card is built from (livestyle.bundle.StyleArtifacts): stated here, so the
-    card does not import the bundle that imports it."""
-
-    name: str
-    config: Mapping[str, Any] | None
-    data: Mapping[str, Any] | None
-    models: Mapping[str, Path]
-
-    def load_json(self, kind: str) -> dict: ...
+from livestyle.artifacts import StyleArtifacts
 
 NOT_RECORDED = "not recorded"
 # a key path mentioning one of these holds a modelled figure, not a measured one

@@ -84,21 +84,6 @@ def test_resume_continues_from_checkpoint(prepared, style_image, tmp_path):
     a, b = _log(full), _log(part)
     assert [r["step"] for r in a] == [r["step"] for r in b]
     np.testing.assert_allclose([float(r["loss"]) for r in a], [float(r["loss"]) for r in b], rtol=1e-4)
-    # every output DVC tracks is the same file, so dvc.lock does not change after a kill
-    for name in ("loss.csv", "train.json", "samples.png", "loss.png", "style.png", "transformer.weights.h5",
-                 "samples/step_000003.png"):
-        assert (full / name).read_bytes() == (part / name).read_bytes(), name
-    assert sorted(p.name for p in (full / "samples").iterdir()) == sorted(p.name for p in (part / "samples").iterdir())
-    assert json.loads((part / "speed.json").read_text())["images_per_s_median"] > 0
-
-
-def test_rerun_of_a_finished_run_writes_the_same_outputs(prepared, style_image, tmp_path):
-    train_style(tiny(style_image), prepared, tmp_path)
-    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "checkpoint" not in p.parts}
-    train_style(tiny(style_image), prepared, tmp_path)  # the checkpoint says: done
-    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "checkpoint" not in p.parts}
-    changed = sorted(str(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    assert changed == ["speed.json"]  # timings only
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(prepared, style_image, tmp_path):
