@@ -481,8 +481,11 @@ STAGE_THAT_HANGS = textwrap.dedent("""
 def test_a_killed_stage_leaves_no_temp_file_inside_its_output(dvc_repo, sig):
     target = dvc_repo / "data" / "export" / STYLE / f"{STYLE}.tflite"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # SIGINT as a terminal delivers it: a suite started in the background by a shell
+    # inherits SIGINT ignored, and the stage then never got it (reproduced: 30 s timeout)
     proc = subprocess.Popen([sys.executable, "-c", STAGE_THAT_HANGS, str(target)], cwd=dvc_repo, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     tmp = Path(proc.stdout.readline().strip())
     assert tmp.read_bytes() == b"half"
     proc.send_signal(sig)
