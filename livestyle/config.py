@@ -244,6 +244,8 @@ class LossConfig:
     style_scale: float = 1.0  # style image is resized to image_size * style_scale
     content_layers: tuple = ("block2_conv2",)
     style_layers: tuple = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
+    # one weight per style layer (empty: all 1); block1_conv1's Gram is mostly the colours
+    style_layer_weights: tuple = ()
     # temporal stability (livestyle.temporal): each batch also runs a "next frame" of
     # itself, moved by up to temporal_shift px (sub-pixel) and with sensor noise of std
     # temporal_noise (0..255); the output must move with it. 0 = off. It starts at
@@ -258,6 +260,11 @@ class LossConfig:
             raise LivestyleError(PARAMS_FILE, f"loss.normalisation = {self.normalisation!r}: use relative or johnson")
         if self.temporal_weight < 0 or self.temporal_shift < 0 or self.temporal_noise < 0:
             raise LivestyleError(PARAMS_FILE, "loss.temporal_weight, temporal_shift and temporal_noise must be >= 0")
+        if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
+            raise LivestyleError(PARAMS_FILE, f"loss.style_layer_weights has {len(self.style_layer_weights)} values for "
+                                 f"{len(self.style_layers)} style_layers: give one per layer, or [] for all 1")
+        if any(float(w) < 0 for w in self.style_layer_weights):
+            raise LivestyleError(PARAMS_FILE, "loss.style_layer_weights must be >= 0")
         if not 0 <= self.temporal_from < 1:
             raise LivestyleError(PARAMS_FILE, f"loss.temporal_from = {self.temporal_from!r}: a fraction of train.steps, 0 to below 1")
 

@@ -29,16 +29,18 @@ def content_loss(stylized_feats, content_feats, normalisation="relative"):
     )
 
 
-def style_loss(stylized_feats, style_grams, normalisation="relative"):
-    """Sum over layers of the squared Gram distance.
+def style_loss(stylized_feats, style_grams, normalisation="relative", layer_weights=None):
+    """Sum over layers of the squared Gram distance, each times its layer weight (all 1
+    when None).
 
     relative: each layer divided by the painting's Gram energy. With the HED VGG16,
     un-normalised, block1_conv2's distance was ~1e3x block2's and ~2e7x block4's and
     only colours were learned. johnson: un-normalised, which suits ImageNet VGG
     features, whose layers' Gram scales are close enough for every layer to count."""
+    weights = layer_weights or [1.0] * len(style_grams)
     return sum(
-        ops.mean(ops.square(gram(f) - g)) / (_energy(g, 1e-12) if normalisation == "relative" else 1.0)
-        for f, g in zip(stylized_feats, style_grams)
+        w * ops.mean(ops.square(gram(f) - g)) / (_energy(g, 1e-12) if normalisation == "relative" else 1.0)
+        for f, g, w in zip(stylized_feats, style_grams, weights)
     )
 
 

@@ -325,8 +325,8 @@ def _lossnet_figures(candidates: Mapping[str, np.ndarray], photo: np.ndarray, pa
     for name, image in candidates.items():
         f = photo_f if image is photo else features(resample(_rgb(image), *photo.shape[:2]))
         out[name] = {
-            "lossnet_content": float(keras.ops.convert_to_numpy(content_loss(f[:n], content_f))),
-            "lossnet_style": float(keras.ops.convert_to_numpy(style_loss(f[n:], grams))),
+            "lossnet_content": float(keras.ops.convert_to_numpy(content_loss(f[:n], content_f, cfg.normalisation))),
+            "lossnet_style": float(keras.ops.convert_to_numpy(style_loss(f[n:], grams, cfg.normalisation, cfg.style_layer_weights))),
         }
     return out
 

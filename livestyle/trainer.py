@@ -44,7 +44,7 @@ class StyleTrainer(keras.Model):
         norm = self.cfg.normalisation
         return {
             "content": content_loss(stylized_f[: self.n_content], content_f, norm),
-            "style": style_loss(stylized_f[self.n_content :], self.style_grams, norm),
+            "style": style_loss(stylized_f[self.n_content :], self.style_grams, norm, self.cfg.style_layer_weights),
             "tv": total_variation(stylized, norm),
         }
 
