@@ -75,3 +75,22 @@ def test_johnson_normalisation_is_plain_mse():
     img = rng.uniform(0, 255, (1, 8, 8, 3)).astype(np.float32)
     dh, dw = np.diff(img, axis=1), np.diff(img, axis=2)
     np.testing.assert_allclose(float(total_variation(img, "johnson")), np.mean(dh**2) + np.mean(dw**2), rtol=1e-5)
+
+
+def test_style_layer_weights_scale_each_layer_term():
+    rng = np.random.default_rng(0)
+    feats = [rng.normal(size=(1, 8, 8, 4)).astype("float32") for _ in range(2)]
+    targets = [np.asarray(gram(rng.normal(size=(1, 8, 8, 4)).astype("float32"))) for _ in range(2)]
+    first = float(style_loss(feats[:1], targets[:1]))
+    second = float(style_loss(feats[1:], targets[1:]))
+    assert float(style_loss(feats, targets, layer_weights=[3.0, 1.0])) == pytest.approx(3 * first + second, rel=1e-5)
+    assert float(style_loss(feats, targets, layer_weights=None)) == pytest.approx(first + second, rel=1e-5)
+
+
+def test_style_layer_weights_must_match_the_layers():
+    from livestyle.config import LossConfig
+
+    with pytest.raises(LivestyleError, match="style_layer_weights has 2 values for 4"):
+        LossConfig(style_layer_weights=(1.0, 2.0))
+    with pytest.raises(LivestyleError, match=">= 0"):
+        LossConfig(style_layer_weights=(1.0, -1.0, 1.0, 1.0))
