@@ -225,9 +225,18 @@ class NetworkConfig:
     norm: str = one_of("batch", "batch", "instance")
     upsample: str = one_of("resize_conv", "resize_conv", "transpose")
     padding: str = one_of("reflect", "reflect", "zero")
+    # Inference only (export, preview, quality; training sees 0..255): input pixels are
+    # mapped to these levels first. Trained filters answer saturated highlights, rare in
+    # their training crops, with flat white blobs; video levels keep skies painted.
+    input_levels: tuple = (0, 255)
 
     def __post_init__(self):
         check_fields(self, "network")
+        levels = tuple(self.input_levels)
+        if len(levels) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in levels) \
+                or not 0 <= levels[0] < levels[1] <= 255:
+            raise LivestyleError(PARAMS_FILE, f"network.input_levels = {list(levels)!r}: expected [lo, hi] with "
+                                 "0 <= lo < hi <= 255, e.g. [16, 235]")
 
     @classmethod
     def from_params(cls, d):

@@ -49,7 +49,8 @@ class ExportConfig:
 def load_transformer(weights: Path, net: NetworkConfig, height: int, width: int):
     from livestyle.network import build_transformer
 
-    model = build_transformer(net, height, width)
+    # the inference model: input levels apply here, never in training
+    model = build_transformer(net, height, width, input_levels=net.input_levels)
     model.load_weights(weights)
     return model
 

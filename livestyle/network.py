@@ -106,14 +106,18 @@ def padding_for(size: int, multiple: int = 4) -> tuple[int, int]:
     return extra // 2, extra - extra // 2
 
 
-def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "transformer", seed: int = 0) -> keras.Model:
+def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "transformer", seed: int = 0,
+                      input_levels: tuple = (0, 255)) -> keras.Model:
     """Functional model (1..N, height, width, 3) RGB 0..255 -> same shape RGB 0..255.
 
     Weights do not depend on height/width: train at 256x256, rebuild at 853x480 and
     load the same weights for export. The initial weights are a function of `seed`.
+    `input_levels` (lo, hi): pixels 0..255 are first mapped to lo..hi, a fixed affine
+    folded into the input scaling (no weights, no cost): see NetworkConfig.input_levels.
     """
+    lo, hi = (float(v) for v in input_levels)
     inp = keras.Input((height, width, 3), name="image")
-    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit")(inp)
+    x = layers.Rescaling((hi - lo) / 255 / 127.5, offset=lo / 127.5 - 1.0, name="to_unit")(inp)
     pad_h, pad_w = padding_for(height), padding_for(width)
     if any(pad_h + pad_w):
         # reflection in training and export alike; cropped again at the end

@@ -6,42 +6,49 @@
 
 One row per style: painting | photo | peer | each filter, captioned with the independent
 figures of livestyle.quality (texture, colour, content); the same figures are printed as
-a markdown table. PEER "-" leaves the peer out (photos it never published). Filters use params.yaml's network settings (norm from the name suffix
-`_in` is not guessed: pass --norm instance for instance-norm weights).
+a markdown table. PEER "-" leaves the peer out (photos it never published). Filters use
+params.yaml's network settings, input levels included; --norm instance for instance-norm
+weights, --input-levels 0 255 to see a filter without the level mapping.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from livestyle import quality
-from livestyle.config import NetworkConfig
+from livestyle.config import NetworkConfig, load_params
 from livestyle.images import labelled_sheet, load_rgb
 from livestyle.export import stylizer
 
 
-def stylize(weights: str, photo: np.ndarray, norm: str) -> np.ndarray:
-    return np.clip(stylizer(Path(weights), NetworkConfig(norm=norm))(photo[None])[0], 0, 255).astype(np.uint8)
+def stylize(weights: str, photo: np.ndarray, net: NetworkConfig) -> np.ndarray:
+    return np.clip(stylizer(Path(weights), net)(photo[None])[0], 0, 255).astype(np.uint8)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--photo", required=True)
-    ap.add_argument("--norm", default="batch")
+    ap.add_argument("--norm", default=None, help="batch | instance (default: params.yaml)")
+    ap.add_argument("--input-levels", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                    help="inference input levels (default: params.yaml network.input_levels)")
     ap.add_argument("--style", nargs="+", action="append", required=True, metavar="NAME PAINTING PEER LABEL=WEIGHTS")
     args = ap.parse_args()
     photo = load_rgb(args.photo)
+    net = NetworkConfig.from_params(load_params()["network"])
+    net = dataclasses.replace(net, **({"norm": args.norm} if args.norm else {}),
+                              **({"input_levels": tuple(args.input_levels)} if args.input_levels else {}))
     rows, table = [], ["| style | image | texture | colour | content |", "|---|---|---:|---:|---:|"]
     for name, painting_path, peer_path, *filters in args.style:
         painting = load_rgb(painting_path)
         cells = [(f"{name}\n(painting)", painting)]
         # "-": no peer output of this photo (a held-out photo of your own)
         candidates = [("photo", photo)] + ([("peer", load_rgb(peer_path))] if peer_path != "-" else [])
-        candidates += [(label, stylize(w, photo, args.norm)) for label, w in (f.split("=", 1) for f in filters)]
+        candidates += [(label, stylize(w, photo, net)) for label, w in (f.split("=", 1) for f in filters)]
         for label, image in candidates:
             f = {"texture": quality.texture_distance(image, painting), "colour": quality.colour_distance(image, painting),
                  "content": quality.content_distance(image, photo)}

@@ -74,3 +74,28 @@ def test_initial_weights_are_a_function_of_the_seed_alone(kw):
     assert kernels and not any(np.array_equal(a[i], c[i]) for i in kernels)
     # each layer has its own draw: no two same-shaped kernels are equal
     assert not np.array_equal(a[kernels[1]].ravel()[:50], a[kernels[2]].ravel()[:50])
+
+
+def test_input_levels_map_pixels_before_the_network(tmp_path):
+    # the inference model (load_transformer) at levels [16, 235] answers a frame as the
+    # trained network answers the frame mapped to 16..235; training builds stay 0..255
+    from livestyle.export import load_transformer
+
+    net = NetworkConfig(width=8, res_blocks=1)
+    trained = build_transformer(net, 24, 24)
+    weights = tmp_path / "t.weights.h5"
+    trained.save_weights(weights)
+    x = np.random.default_rng(1).uniform(0, 255, (1, 24, 24, 3)).astype(np.float32)
+    leveled = load_transformer(weights, NetworkConfig(width=8, res_blocks=1, input_levels=(16, 235)), 24, 24)
+    expected = np.asarray(trained(16 + x * (235 - 16) / 255, training=False))
+    np.testing.assert_allclose(np.asarray(leveled(x, training=False)), expected, atol=1e-3)
+    plain = load_transformer(weights, net, 24, 24)
+    np.testing.assert_allclose(np.asarray(plain(x, training=False)), np.asarray(trained(x, training=False)), atol=1e-4)
+
+
+@pytest.mark.parametrize("levels", [(16,), (235, 16), (0, 300), ("a", 3)])
+def test_bad_input_levels_name_the_key(levels):
+    from livestyle.errors import LivestyleError
+
+    with pytest.raises(LivestyleError, match="network.input_levels"):
+        NetworkConfig.from_params({"input_levels": list(levels)})
