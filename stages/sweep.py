@@ -1,4 +1,5 @@
-"""DVC stage: the reference article's architecture sweep (cost, host latency, A12 estimate)."""
+"""DVC stage: the reference article's architecture sweep (cost, host latency, A12 estimate),
+with quality fronts from the trained architectures (sweep.trained, sweep.quality)."""
 
 from pathlib import Path
 
@@ -13,6 +14,9 @@ def main(argv):
     section = {**params["sweep"], "size": export["sizes"][0], "display": export["display"]}
     result = run_sweep(SweepConfig.from_params(section, profiles=params["bench"]["profiles"]), Path("data/sweep"))
     print(f"sweep: {len(result.get('rows', []))} configurations -> data/sweep/sweep.md")
+    for name, front in result["fronts"].items():
+        print(f"sweep: {name} front {', '.join(front['members'])}; smallest at peer quality: "
+              f"{front['smallest_at_peer_quality'] or 'none'}")
 
 
 if __name__ == "__main__":
