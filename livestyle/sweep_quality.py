@@ -104,15 +104,16 @@ def trained_architectures(folder: str | Path | None) -> list[TrainedArch]:
                         Path(folder) / e["file"], e["sha256"]) for name, e in entries.items()]
 
 
-def load_trained(arch: TrainedArch, height: int, width: int):
-    """The trained network built at height x width, after checking the file's sha256."""
+def load_trained(arch: TrainedArch, height: int, width: int, input_levels: tuple = (0, 255)):
+    """The trained network built at height x width (with the inference input levels of
+    NetworkConfig.input_levels), after checking the file's sha256."""
     from livestyle.network import build_transformer
 
     if not arch.path.is_file():
         raise LivestyleError(arch.path, "trained weights missing (listed in the manifest)")
     if file_sha256(arch.path) != arch.sha256:
         raise LivestyleError(arch.path, "sha256 differs from the manifest: the weights changed after packing")
-    return load_fp16(build_transformer(arch.net, height, width), arch.path)
+    return load_fp16(build_transformer(arch.net, height, width, input_levels=input_levels), arch.path)
 
 
 def _recipe_runs(recipe: Path) -> dict[str, dict]:
@@ -176,6 +177,7 @@ class SweepQualityConfig:
     seed: int = 0
     tolerance: float = bounded(0.10, 0.0)  # at peer quality: every distance <= peer's x (1 + tolerance)
     fps: tuple = (15, 30)  # frame rates a recommendation is made for
+    input_levels: tuple = (0, 255)  # the stage passes network.input_levels: scored as deployed
 
     @classmethod
     def from_params(cls, d):
@@ -204,7 +206,7 @@ def measure(archs: Sequence[TrainedArch], cfg: SweepQualityConfig) -> dict[str, 
         photo = cap_side(load_rgb(path, min_side=TEXTURE_MIN_SIDE), cfg.max_side)
         images = {}
         for a in tqdm(archs, desc=f"sweep quality {Path(path).name}", unit="arch"):
-            model = load_trained(a, *photo.shape[:2])
+            model = load_trained(a, *photo.shape[:2], cfg.input_levels)
             images[a.name] = np.clip(np.asarray(model(photo[None].astype(np.float32), training=False))[0], 0, 255)
         if i == 0 and cfg.reference:
             images["peer"] = load_rgb(cfg.reference)

@@ -12,6 +12,10 @@ def main(argv):
     params = load_params()
     export = params["export"]
     section = {**params["sweep"], "size": export["sizes"][0], "display": export["display"]}
+    # trained architectures are scored as deployed: with the inference input levels
+    levels = params.get("network", {}).get("input_levels")
+    if levels is not None:
+        section["quality"] = {**(section.get("quality") or {}), "input_levels": levels}
     result = run_sweep(SweepConfig.from_params(section, profiles=params["bench"]["profiles"]), Path("data/sweep"))
     print(f"sweep: {len(result.get('rows', []))} configurations -> data/sweep/sweep.md")
     for name, front in result["fronts"].items():
