@@ -5,8 +5,8 @@
         [--style udnie ...]
 
 One row per style: painting | photo | peer | each filter, captioned with the independent
-figures of livestyle.quality (texture, colour, content); the same figures are printed as
-a markdown table. PEER "-" leaves the peer out (photos it never published). Filters use
+figures of livestyle.quality.score (texture, colour, content, as the quality stage and
+the sweep compute them); the same figures are printed as a markdown table. PEER "-" leaves the peer out (photos it never published). Filters use
 params.yaml's network settings, input levels included; --norm instance for instance-norm
 weights, --input-levels 0 255 to see a filter without the level mapping.
 """
@@ -49,9 +49,11 @@ def main() -> None:
         # "-": no peer output of this photo (a held-out photo of your own)
         candidates = [("photo", photo)] + ([("peer", load_rgb(peer_path))] if peer_path != "-" else [])
         candidates += [(label, stylize(w, photo, net)) for label, w in (f.split("=", 1) for f in filters)]
+        # quality.score: the figures the quality stage and the sweep report (the painting at
+        # each image's short side), so numbers here and in `dvc metrics show` agree
+        scored = quality.score(photo, photo, painting, references={label: image for label, image in candidates[1:]})
         for label, image in candidates:
-            f = {"texture": quality.texture_distance(image, painting), "colour": quality.colour_distance(image, painting),
-                 "content": quality.content_distance(image, photo)}
+            f = scored["photo"] if label == "photo" else scored[label]
             table.append(f"| {name} | {label} | {f['texture']:.2f} | {f['colour']:.2f} | {f['content']:.3f} |")
             cells.append((f"{label}\ntex {f['texture']:.2f}  col {f['colour']:.2f}  cont {f['content']:.3f}", image))
         rows.append(cells)
