@@ -130,6 +130,25 @@ def test_fp16_weights_round_trip(tmp_path):
         load_trained(TrainedArch("tiny", TINY, arch.path, "0" * 64), 16, 16)
 
 
+def test_trained_architectures_are_scored_with_the_inference_input_levels(tmp_path, monkeypatch):
+    # the sweep scores a network as it ships: the stage passes network.input_levels on
+    from livestyle.network import build_transformer
+    from stages import sweep as stage
+
+    arch = _tiny_trained(tmp_path)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 48, 64, 3)).astype(np.float32)
+    leveled = load_trained(arch, 48, 64, (16, 235))
+    original = build_transformer(TINY, 48, 64, seed=3)
+    expected = np.asarray(original(16 + x * (235 - 16) / 255, training=False))
+    np.testing.assert_allclose(np.asarray(leveled(x, training=False)), expected, atol=0.5)  # fp16 weights
+    seen = {}
+    monkeypatch.setattr(stage, "run_sweep", lambda cfg, out: seen.setdefault("cfg", cfg) and {"rows": [], "fronts": {}})
+    stage.main([])
+    from livestyle.config import load_params
+
+    assert seen["cfg"].quality.input_levels == tuple(load_params()["network"]["input_levels"])
+
+
 def test_committed_trained_architectures_load_and_match_their_manifest():
     folder = ROOT / "data" / "sweep_trained"
     manifest = json.loads((folder / MANIFEST).read_text())["architectures"]
