@@ -28,7 +28,7 @@ from livestyle.atomic import atomic_path, write_json, write_text
 from livestyle.bench import bench_input, onnx_runner, summarize, tflite_runner, time_runs, _tf_threads
 from livestyle.config import NetworkConfig, _build
 from livestyle.errors import LivestyleError
-from livestyle.quality import fmt_figure
+from livestyle.quality import METRICS, fmt_figure
 from livestyle.sweep_quality import INPUTS_README, SweepQualityConfig, fronts, latency_keys, measure, trained_architectures, vs_peer
 
 SWEEP_RUNTIMES = ("keras", "tflite", "onnx")
@@ -155,12 +155,9 @@ def add_quality(rows: list[dict], archs, cfg: SweepQualityConfig) -> dict[str, A
     for row in rows:
         if row["trained"]:
             figures = q["architectures"][row["trained"]]
-            row["quality"] = {**{k: round(figures[k], 4) for k in ("texture", "colour", "content")},
+            row["quality"] = {**{k: round(figures[k], 4) for k in METRICS},
                               "vs_peer": vs_peer(figures["first_photo"], q["peer"]) if q["peer"] else None}
     return q
-
-
-QUALITY_COLUMNS = ("texture", "colour", "content")
 
 
 def _quality_cells(q: dict | None, tolerance: float) -> list[str]:
@@ -169,8 +166,8 @@ def _quality_cells(q: dict | None, tolerance: float) -> list[str]:
     vp = q.get("vs_peer")
     at = "-" if not vp else ("yes" if vp["score"] <= 1 + tolerance else "no")
     # the measure that sets the score, so a reader sees what keeps a network from the peer
-    worst = max(QUALITY_COLUMNS, key=lambda k: vp[k]) if vp else None
-    return [fmt_figure(q[k]) for k in QUALITY_COLUMNS] + [f"{vp['score']:.2f} ({worst})" if vp else "-", at]
+    worst = max(METRICS, key=lambda k: vp[k]) if vp else None
+    return [fmt_figure(q[k]) for k in METRICS] + [f"{vp['score']:.2f} ({worst})" if vp else "-", at]
 
 
 def markdown(result: dict) -> str:
@@ -335,8 +332,9 @@ def _plot_front(result: dict, judged: list[dict], name: str, front: dict, ax) ->
     ax.axhline(1.0, color="#55a868", label="peer (1.0)")
     ax.axhline(1 + tol, color="#55a868", linestyle="--", label=f"peer + {tol:.0%} (at peer quality below)")
     if not size:
-        for fps, style in ((15, ":"), (30, "-.")):
-            ax.axvline(1e3 / fps, color="#c44e52", linestyle=style, label=f"{fps} fps ({1e3 / fps:.1f} ms)")
+        # the frame rates of sweep.quality.fps, as the recommendations use them
+        for fps, style in zip((float(f) for f in next(iter(result["recommended"].values()), {})), (":", "-.", "--")):
+            ax.axvline(1e3 / fps, color="#c44e52", linestyle=style, label=f"{fps:g} fps ({1e3 / fps:.1f} ms)")
     pick = front["smallest_at_peer_quality"]
     subtitle = f"smallest at peer quality: {pick}" if pick else "none at peer quality"
     what = "size: Core ML fp16 weights (KiB)" if size else f"{name[:-len('_latency')]} latency, ms (ESTIMATE)"

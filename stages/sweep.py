@@ -3,7 +3,7 @@ with quality fronts from the trained architectures (sweep.trained, sweep.quality
 
 from pathlib import Path
 
-from livestyle.config import load_params
+from livestyle.config import NetworkConfig, load_params
 from livestyle.errors import run_cli
 from livestyle.sweep import SweepConfig, run_sweep
 
@@ -13,9 +13,8 @@ def main(argv):
     export = params["export"]
     section = {**params["sweep"], "size": export["sizes"][0], "display": export["display"]}
     # trained architectures are scored as deployed: with the inference input levels
-    levels = params.get("network", {}).get("input_levels")
-    if levels is not None:
-        section["quality"] = {**(section.get("quality") or {}), "input_levels": levels}
+    levels = NetworkConfig.from_params(params["network"]).input_levels  # checked there
+    section["quality"] = {**(section.get("quality") or {}), "input_levels": list(levels)}
     result = run_sweep(SweepConfig.from_params(section, profiles=params["bench"]["profiles"]), Path("data/sweep"))
     print(f"sweep: {len(result.get('rows', []))} configurations -> data/sweep/sweep.md")
     for name, front in result["fronts"].items():
