@@ -302,6 +302,10 @@ class TrainConfig:
     # from scratch); frozen: it uses the starting network's moving statistics, as export
     # does (a fine-tune on small batches otherwise replaces them with noisy ones)
     norm_stats: str = one_of("update", "update", "frozen")
+    # livestyle.augment: this share of crops brightened by a gain in [1, highlight_gain]
+    # and clipped, so blown-out skies are seen in training (0 = off)
+    highlight_prob: float = bounded(0.0, 0.0, 1.0)
+    highlight_gain: float = bounded(1.6, 1.0, 4.0)
 
     def __post_init__(self):
         check_fields(self, "train")

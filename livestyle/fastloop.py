@@ -29,6 +29,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
+from livestyle.augment import overexpose
 from livestyle.config import TrainConfig
 from livestyle.images import center_crop, load_rgb, resize_short_side
 from livestyle.temporal import moved_window, start_step
@@ -65,9 +66,12 @@ def load_crops(files: list[Path], size: int) -> np.ndarray:
     return np.stack([i if i.shape[:2] == (h, w) else center_crop(i, h, w) for i in images])
 
 
-def random_batch(data, step, *, seed: int, batch: int, size: int):
+def random_batch(data, step, *, seed: int, batch: int, size: int, highlight_prob: float = 0.0,
+                 highlight_gain: float = 1.0):
     """Batch `step`: crops chosen without replacement (with, when there are fewer than
-    a batch), a random size x size window of each and a random horizontal flip."""
+    a batch), a random size x size window of each and a random horizontal flip; a share
+    `highlight_prob` of them overexposed (livestyle.augment, gains from
+    fold_in(key(seed + 2), step), so batches without it are unchanged)."""
     k_pick, k_top, k_left, k_flip = jax.random.split(jax.random.fold_in(jax.random.key(seed), step), 4)
     n, h, w, _ = data.shape
     idx = jax.random.choice(k_pick, n, (batch,), replace=n < batch)
@@ -79,7 +83,13 @@ def random_batch(data, step, *, seed: int, batch: int, size: int):
         crop = jax.lax.dynamic_slice(data, (i, t, l, 0), (1, size, size, 3))[0]
         return jnp.where(f, crop[:, ::-1], crop)
 
-    return jax.vmap(one)(idx, top, left, flip).astype(jnp.float32)
+    crops = jax.vmap(one)(idx, top, left, flip).astype(jnp.float32)
+    if highlight_prob <= 0:
+        return crops
+    k_pick, k_gain = jax.random.split(jax.random.fold_in(jax.random.key(seed + 2), step))
+    gains = jnp.where(jax.random.bernoulli(k_pick, highlight_prob, (batch,)),
+                      jax.random.uniform(k_gain, (batch,), jnp.float32, 1.0, highlight_gain), 1.0)
+    return overexpose(crops, gains)
 
 
 def next_frames(batch, step, *, seed: int, shift: float, noise: float):
@@ -114,7 +124,9 @@ class DeviceLoop:
         self.frozen_refs = trainer.lossnet.variables  # content_net shares these
         self.frozen = [v.value for v in self.frozen_refs]
         self.data = jax.device_put(data)
-        self.draw = draw or (lambda d, s: random_batch(d, s, seed=cfg.seed, batch=cfg.batch_size, size=cfg.image_size))
+        self.draw = draw or (lambda d, s: random_batch(d, s, seed=cfg.seed, batch=cfg.batch_size, size=cfg.image_size,
+                                                       highlight_prob=cfg.highlight_prob,
+                                                       highlight_gain=cfg.highlight_gain))
         loss = trainer.cfg
         # two programs: steps before the temporal term starts run without the next frames
         self.temporal_start = start_step(loss.temporal_weight, loss.temporal_from, cfg.steps)

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from livestyle.atomic import atomic_path, write_json, write_text
+from livestyle.augment import host_gains, overexpose
 from livestyle.config import WEIGHTS, StyleConfig, TrainConfig
 from livestyle.data import load_images
 from livestyle.errors import LivestyleError
@@ -81,7 +82,8 @@ class Batches:
         batch = np.stack(crops).astype(np.float32)
         flip = rng.random(len(idx)) < 0.5
         batch[flip] = batch[flip, :, ::-1]
-        return batch
+        gains = host_gains(rng, len(idx), self.cfg.highlight_prob, self.cfg.highlight_gain)
+        return batch if gains is None else overexpose(batch, gains)
 
 
 def _schedule(cfg: TrainConfig):

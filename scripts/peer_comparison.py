@@ -7,7 +7,7 @@
 One row per style: painting | photo | peer | each filter, captioned with the independent
 figures of livestyle.quality.score (texture, colour, content, as the quality stage and
 the sweep compute them); the same figures are printed as a markdown table. PEER "-" leaves the peer out (photos it never published). Filters use
-params.yaml's network settings, input levels included; --norm instance for instance-norm
+params.yaml's network settings (--profile gpu for GPU-trained weights), input levels included; --norm instance for instance-norm
 weights, --input-levels 0 255 to see a filter without the level mapping.
 """
 
@@ -33,14 +33,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--photo", required=True)
+    ap.add_argument("--profile", default=None, help="params.yaml profile whose network settings apply (gpu for GPU-trained weights)")
     ap.add_argument("--norm", default=None, help="batch | instance (default: params.yaml)")
     ap.add_argument("--input-levels", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="inference input levels (default: params.yaml network.input_levels)")
+    ap.add_argument("--width", type=int, default=None, help="network.width of the weights (default: params.yaml)")
     ap.add_argument("--style", nargs="+", action="append", required=True, metavar="NAME PAINTING PEER LABEL=WEIGHTS")
     args = ap.parse_args()
     photo = load_rgb(args.photo)
-    net = NetworkConfig.from_params(load_params()["network"])
+    net = NetworkConfig.from_params(load_params(profile=args.profile)["network"])
     net = dataclasses.replace(net, **({"norm": args.norm} if args.norm else {}),
+                              **({"width": args.width} if args.width else {}),
                               **({"input_levels": tuple(args.input_levels)} if args.input_levels else {}))
     rows, table = [], ["| style | image | texture | colour | content |", "|---|---|---:|---:|---:|"]
     for name, painting_path, peer_path, *filters in args.style:
