@@ -140,7 +140,12 @@ def labelled_sheet(rows, out_png: str | Path, thumb_height: int = 240, font_size
             fig.text((left + col_w[c] / 2) / width, 1 - (top + caption_px / 2) / height, caption, ha="center", va="center",
                      fontsize=font_size, linespacing=1.3)
     out_png = Path(out_png)
+    # the name's suffix picks the format (a .jpg name holding PNG bytes misleads viewers)
+    jpeg = out_png.suffix.lower() in (".jpg", ".jpeg")
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+        if jpeg:
+            fig.savefig(tmp, format="jpeg", dpi=dpi, pil_kwargs={"quality": 90})
+        else:
+            fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(fig)
     return out_png

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from livestyle import quality as q
 from livestyle.errors import LivestyleError
@@ -248,3 +249,13 @@ def test_peer_output_beats_the_plain_photo():
     s = q.score(peer, ph, scream)
     assert s["texture"] < 0.2 * s["photo"]["texture"] and s["colour"] < 0.5 * s["photo"]["colour"]
     assert 0.05 < s["content"] < 0.5
+
+
+@pytest.mark.parametrize("name,magic", [("sheet.png", b"\x89PNG"), ("sheet.jpg", b"\xff\xd8\xff")])
+def test_a_comparison_sheet_is_written_in_the_format_its_name_says(tmp_path, name, magic):
+    from livestyle.images import labelled_sheet
+
+    rows = [[("painting", np.full((40, 30, 3), 200, np.uint8)), ("ours\ntex 1.0", np.zeros((30, 50, 3), np.uint8))]]
+    out = labelled_sheet(rows, tmp_path / name, thumb_height=32)
+    assert out.read_bytes()[:len(magic)] == magic
+    assert Image.open(out).size[0] > 80  # both cells drawn side by side
