@@ -30,8 +30,9 @@ def main() -> None:
     ap.add_argument("--clip", required=True)
     ap.add_argument("--max-seconds", type=float)
     ap.add_argument("--side-by-side", metavar="A,B")
+    ap.add_argument("--profile", default=None, help="params.yaml profile whose network settings apply (gpu for GPU-trained weights)")
     args = ap.parse_args()
-    params = load_params()
+    params = load_params(profile=args.profile)
     cfg = PreviewConfig.from_params(params.get("preview"))
     if args.max_seconds:
         cfg = dataclasses.replace(cfg, max_seconds=args.max_seconds)
