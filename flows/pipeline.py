@@ -1,6 +1,6 @@
 """The livestyle pipeline as a Prefect flow: the stages of dvc.yaml, one task each.
 
-Design (see NOTES.md, Prefect and DVC sections):
+Design:
 - dvc.yaml is the only definition of the stages. The flow reads the graph from DVC
   (livestyle.dag) and submits one coarse task per stage that runs
   `dvc --wait-for-lock repro --single-item STAGE`, so the flow and `dvc repro` run

@@ -4,7 +4,7 @@
     python -m flows.serve                      # another: schedules and runs the flow
 
 A schedule needs a real Prefect server: the temporary one a bare flow call starts
-dies with the process and cannot schedule (NOTES.md). `flow.serve` keeps this
+dies with the process and cannot schedule. `flow.serve` keeps this
 process polling that server and runs each scheduled flow run in a subprocess, with
 the task runner params.yaml asks for.
 """

@@ -81,7 +81,7 @@ def load_program(source):
     """The MIL program of an mlprogram: from a `.mlpackage` path or an MLModel.
 
     An MLModel fresh from `ct.convert` carries `_mil_program`; a saved package is read
-    back with the milproto loader, which works on Linux (../shared/NOTES.md).
+    back with the milproto loader, which works on Linux.
     """
     import coremltools as ct
     from coremltools.converters.mil.frontend.milproto.load import load
@@ -451,18 +451,6 @@ def reference_cost() -> ProgramCost:
 
 def estimates(cost: ProgramCost, profiles: dict[str, DeviceProfile], budget_fps: float = BUDGET_FPS) -> dict:
     return {name: estimate(cost, p, budget_fps) for name, p in profiles.items()}
-
-
-def per_op_table(cost: ProgramCost, top: int | None = None) -> str:
-    """Markdown table, one row per op (the heaviest first when `top` is given)."""
-    rows = list(cost.ops)
-    if top:
-        rows = sorted(rows, key=lambda o: (-o.flops, -o.bytes_moved))[:top]
-    lines = ["| op | type | output shape | MFLOPs | params | weight KiB | output KiB |", "|---|---|---|---:|---:|---:|---:|"]
-    for o in rows:
-        lines.append(f"| {o.name[-48:]} | {o.op_type} | {'x'.join(map(str, o.output_shape))} | {o.flops / 1e6:.1f} | "
-                     f"{o.params} | {o.weight_bytes / 1024:.1f} | {o.output_bytes / 1024:.0f} |")
-    return "\n".join(lines) + "\n"
 
 
 def profile_dict(p: DeviceProfile) -> dict:

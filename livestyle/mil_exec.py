@@ -1,6 +1,6 @@
 """Run a Core ML mlprogram (.mlpackage) with NumPy, on Linux.
 
-`MLModel.predict` needs the Core ML framework (macOS only, ../shared/NOTES.md), so
+`MLModel.predict` needs the Core ML framework (macOS only), so
 verification could never see what the exported program computes. coremltools can
 still load an mlprogram back into a MIL program with its weights
 (`milproto.load.load`), and this module evaluates that program op by op with NumPy.
@@ -1021,10 +1021,6 @@ def _single(path, features: dict[str, ImageIO], what: str) -> ImageIO:
     if len(features) != 1:
         raise LivestyleError(path, f"expected exactly one {what}, found {len(features)}")
     return next(iter(features.values()))
-
-
-def load_program(path: str | os.PathLike) -> MilProgram:
-    return MilProgram.load(path)
 
 
 def run_program(path: str | os.PathLike, feeds: Mapping[str, np.ndarray], emulate_fp16: bool = True) -> dict[str, np.ndarray]:

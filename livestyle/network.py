@@ -3,7 +3,7 @@
 Defaults follow the reference article: 3 residual blocks (not 5) so a 480x853 frame
 fits the A12's 66 ms budget, and batch norm instead of instance norm, because batch
 norm folds into the convolutions at export while Keras instance norm does not fuse
-into one Core ML op (an fp16 risk, ../shared/NOTES.md).
+into one Core ML op (an fp16 risk).
 
 Choices:
 - resize-conv (nearest upsample, then conv) by default instead of transposed conv:

@@ -402,7 +402,3 @@ class NNModel:
         outs = self.run({in_io.name: rgb_to_layout(image_hwc, in_io.color)}, emulate_fp16)
         return finish_image(layout_to_rgb(outs[out_io.name], out_io.color), output)
 
-
-def run_mlmodel(path: str | os.PathLike, image, emulate_fp16: bool = True, output: str = "float") -> np.ndarray:
-    """Run a neuralnetwork .mlmodel on one RGB HWC frame -> HWC RGB at the output size."""
-    return NNModel.load(path).run_image(image, emulate_fp16, output)

@@ -1,6 +1,6 @@
 """How good a filter is, judged by measures its training does not optimise.
 
-A filter scored by its own loss network flatters itself (../shared/NOTES.md: ours beat
+A filter scored by its own loss network flatters itself (measured here on the HED loss network: ours beat
 a peer's published outputs on the training Gram loss while losing to them by eye). So
 the headline figures here use nothing the training sees:
 
