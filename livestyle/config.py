@@ -51,6 +51,22 @@ def apply_profile(params: dict[str, Any], profile: str) -> dict[str, Any]:
     return out
 
 
+def with_overrides(params: dict, items: list[str]) -> dict:
+    """params with each dotted `KEY=VALUE` set (e.g. `network.width=16`, the value read as
+    YAML): the scripts' --set, so any key can be overridden without a flag of its own."""
+    over: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LivestyleError("--set", f"{item!r}: expected KEY=VALUE, e.g. network.width=16")
+        *parents, leaf = key.split(".")
+        node = over
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return deep_merged(params, over)
+
+
 def deep_merged(base: dict, over: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():

@@ -1,8 +1,8 @@
 """How good a filter is, judged by measures its training does not optimise.
 
-A filter scored by its own loss network flatters itself (measured here on the HED loss network: ours beat
-a peer's published outputs on the training Gram loss while losing to them by eye). So
-the headline figures here use nothing the training sees:
+A filter scored by its own loss network flatters itself (measured here with the HED
+loss network: ours beat a peer's published outputs on the training Gram loss while
+losing to them by eye). So the headline figures here use nothing the training sees:
 
 - texture_distance: Gram statistics of a fixed *random-filter* CNN (Ustyuzhaninov et
   al. 2017: Gram matrices of random shallow CNNs capture texture well enough to

@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="dotted override, e.g. loss.style_weight=3")
     args = ap.parse_args()
 
-    from livestyle.config import deep_merged, load_params, style_config
+    from livestyle.config import deep_merged, load_params, style_config, with_overrides
     from livestyle.data import DataConfig, prepare
     from livestyle.images import load_rgb, save_png
     from livestyle.export import stylizer
@@ -39,13 +39,7 @@ def main() -> None:
     params = load_params(profile=args.profile)
     if args.override:
         params = deep_merged(params, yaml.safe_load(Path(args.override).read_text()))
-    for item in args.set:
-        key, value = item.split("=", 1)
-        *parents, leaf = key.split(".")
-        node = params
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
+    params = with_overrides(params, args.set)
     out = Path(args.out)
     params["data"]["coco"] = args.photos
     prepared = Path(params.pop("prepared_dir", out / "prepared"))

@@ -6,9 +6,11 @@
 
 One row per style: painting | photo | peer | each filter, captioned with the independent
 figures of livestyle.quality.score (texture, colour, content, as the quality stage and
-the sweep compute them); the same figures are printed as a markdown table. PEER "-" leaves the peer out (photos it never published). Filters use
-params.yaml's network settings (--profile gpu for GPU-trained weights), input levels included; --norm instance for instance-norm
-weights, --input-levels 0 255 to see a filter without the level mapping.
+the sweep compute them); the same figures are printed as a markdown table. PEER "-"
+leaves the peer out (photos it never published). Filters use params.yaml's network
+settings (--profile gpu for GPU-trained weights), input levels included; --norm
+instance for instance-norm weights, --input-levels 0 255 to see a filter without the
+level mapping, --set network.width=16 for any other key.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from livestyle import quality
-from livestyle.config import NetworkConfig, load_params
+from livestyle.config import NetworkConfig, load_params, with_overrides
 from livestyle.images import labelled_sheet, load_rgb
 from livestyle.export import stylizer
 
@@ -37,13 +39,13 @@ def main() -> None:
     ap.add_argument("--norm", default=None, help="batch | instance (default: params.yaml)")
     ap.add_argument("--input-levels", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                     help="inference input levels (default: params.yaml network.input_levels)")
-    ap.add_argument("--width", type=int, default=None, help="network.width of the weights (default: params.yaml)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="dotted params override for the weights, e.g. network.width=16")
     ap.add_argument("--style", nargs="+", action="append", required=True, metavar="NAME PAINTING PEER LABEL=WEIGHTS")
     args = ap.parse_args()
     photo = load_rgb(args.photo)
-    net = NetworkConfig.from_params(load_params(profile=args.profile)["network"])
+    net = NetworkConfig.from_params(with_overrides(load_params(profile=args.profile), args.set)["network"])
     net = dataclasses.replace(net, **({"norm": args.norm} if args.norm else {}),
-                              **({"width": args.width} if args.width else {}),
                               **({"input_levels": tuple(args.input_levels)} if args.input_levels else {}))
     rows, table = [], ["| style | image | texture | colour | content |", "|---|---|---:|---:|---:|"]
     for name, painting_path, peer_path, *filters in args.style:

@@ -42,11 +42,6 @@ def copies(transformer, display, out: Path, frames) -> dict[str, tuple[Path, str
     return made
 
 
-def size_kib(path: Path) -> float:
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    return sum(p.stat().st_size for p in files) / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -63,7 +58,7 @@ def main() -> None:
     from livestyle.config import NetworkConfig, load_params
     from livestyle.export import ExportConfig, load_transformer
     from livestyle.images import load_rgb
-    from livestyle.quantize import QuantizeConfig, calibration_frames, read_photos
+    from livestyle.quantize import QuantizeConfig, calibration_frames, read_photos, size_bytes
     from livestyle.runtime import Runner
     from livestyle.verify import keras_reference, make_runner, psnr
 
@@ -96,7 +91,7 @@ def main() -> None:
         scored = quality.score(photo, photo, painting, references=refs)
         for label in refs:
             f = scored[label]
-            size = "" if label in ("Keras fp32", "reference") else f"{size_kib(made[label][0]):.0f}"
+            size = "" if label in ("Keras fp32", "reference") else f"{size_bytes(made[label][0]) / 1024:.0f}"
             db = "" if label == "reference" else ("-" if label == "Keras fp32" else f"{psnrs[label]:.1f}")
             rows.append(f"| {Path(photo_path).name} | {label} | {size} | {db} | {f['texture']:.2f} | {f['colour']:.2f} | {f['content']:.3f} |")
             results.setdefault(Path(photo_path).name, {})[label] = {

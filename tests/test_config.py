@@ -69,3 +69,15 @@ def test_profile_switch_merges_its_sections(tmp_path):
     path.write_text(yaml.safe_dump(params))
     with pytest.raises(LivestyleError, match="profile 'tpu'"):
         load_params(path)
+
+
+def test_dotted_overrides_set_any_key_and_leave_the_rest():
+    from livestyle.config import with_overrides
+
+    params = {"network": {"width": 32, "norm": "batch"}, "train": {"steps": 200}}
+    out = with_overrides(params, ["network.width=16", "loss.style_scale=0.75", "prepared_dir=/tmp/p"])
+    assert out["network"] == {"width": 16, "norm": "batch"} and out["loss"] == {"style_scale": 0.75}
+    assert out["prepared_dir"] == "/tmp/p" and out["train"] == {"steps": 200}
+    assert params["network"]["width"] == 32  # the caller's params are not changed
+    with pytest.raises(LivestyleError, match="KEY=VALUE"):
+        with_overrides(params, ["network.width"])
