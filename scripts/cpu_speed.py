@@ -55,12 +55,12 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-coreml", action="store_true", help="no Core ML 8-bit weights row (its NumPy check takes minutes)")
     args = ap.parse_args(argv)
 
-    from livestyle import quantize, verify
-    from livestyle.bench import bench_input, summarize, time_runs, _keras_model
     from livestyle.config import load_params, style_config
-    from livestyle.export import export_onnx, export_tflite, xnnpack_partitions
-    from livestyle.ort_session import OrtConfig, session
-    from livestyle.torch_reference import torch_runner
+    from livestyle.convert import quantize, verify
+    from livestyle.convert.export import export_onnx, export_tflite, xnnpack_partitions
+    from livestyle.convert.ort_session import OrtConfig, session
+    from livestyle.measure.bench import bench_input, summarize, time_runs, _keras_model
+    from livestyle.model.torch_reference import torch_runner
 
     h, w = args.size
     x = bench_input(h, w)
@@ -146,8 +146,8 @@ def main(argv=None) -> int:
 
 def coreml_rows(record, tmp: Path, model, quality, params) -> None:
     """Core ML fp16 and 8-bit weights: size and PSNR against Keras (no timing: no Core ML runtime here)."""
-    from livestyle import quantize, verify
-    from livestyle.export import ExportConfig, display_model, export_coreml
+    from livestyle.convert import quantize, verify
+    from livestyle.convert.export import ExportConfig, display_model, export_coreml
 
     h, w = model.input_shape[1:3]
     fp16 = export_coreml(display_model(model, ExportConfig.from_params(params["export"]).display_for(h, w)), "mlprogram",
@@ -171,11 +171,11 @@ def arch_rows(record, tmp: Path, h: int, w: int, calib, threads: int, only: list
     """Untrained networks of other shapes: fp32 and int8 ONNX latency, GFLOPs, parameters."""
     import numpy as np
 
-    from livestyle import quantize, verify
-    from livestyle.bench import bench_input
     from livestyle.config import NetworkConfig
-    from livestyle.export import export_onnx, export_tflite, xnnpack_partitions
-    from livestyle.network import build_transformer
+    from livestyle.convert import quantize, verify
+    from livestyle.convert.export import export_onnx, export_tflite, xnnpack_partitions
+    from livestyle.measure.bench import bench_input
+    from livestyle.model.network import build_transformer
 
     x = bench_input(h, w)
     for label, kw in ARCHS:

@@ -1,4 +1,4 @@
-"""livestyle.verify: every exported format against the Keras model, spec checks, config."""
+"""livestyle.convert.verify: every exported format against the Keras model, spec checks, config."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from coreml_fixtures import convert, display_model, frames, tiny_core
-from livestyle import verify
+from livestyle.convert import verify
 from livestyle.errors import LivestyleError
 
 H, W, OH, OW = 18, 14, 40, 30

@@ -438,8 +438,8 @@ def calibrate(cost: ProgramCost, profile: DeviceProfile, target_ms: float) -> fl
 def reference_cost() -> ProgramCost:
     """Cost of the article's network (CALIBRATION) as converted to an mlprogram now."""
     from livestyle.config import NetworkConfig
-    from livestyle.export import convert_coreml, display_model
-    from livestyle.network import build_transformer
+    from livestyle.convert.export import convert_coreml, display_model
+    from livestyle.model.network import build_transformer
 
     c = CALIBRATION
     net = NetworkConfig(res_blocks=c["res_blocks"], width=c["width"], separable=c["separable"], norm=c["norm"],

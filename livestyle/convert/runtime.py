@@ -62,7 +62,7 @@ class Runner:
         return y
 
     def _any(self, rgb: np.ndarray) -> np.ndarray:
-        from livestyle.network import padding_for
+        from livestyle.model.network import padding_for
 
         h, w = rgb.shape[:2]
         (t, b), (l, r) = padding_for(h, self.multiple), padding_for(w, self.multiple)
@@ -163,7 +163,7 @@ def open_style(name: str, params_path: str | os.PathLike = "params.yaml") -> Run
 
 
 def keras_runner(weights: Path, net, name: str, params_path) -> Runner:
-    from livestyle.export import stylizer
+    from livestyle.convert.export import stylizer
 
     stylize = stylizer(weights, net)
     try:  # load now: a mismatch is the user's first line, not a traceback mid-folder
@@ -221,7 +221,7 @@ def _image_input(path: Path, shape, what: str) -> tuple[int, int] | None:
 def _onnx(path: Path) -> Runner:
     import onnx
 
-    from livestyle.verify import onnx_runner
+    from livestyle.convert.verify import onnx_runner
 
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
@@ -242,7 +242,7 @@ def _onnx(path: Path) -> Runner:
 def _tflite(path: Path) -> Runner:
     from ai_edge_litert.interpreter import Interpreter
 
-    from livestyle.verify import tflite_runner
+    from livestyle.convert.verify import tflite_runner
 
     try:
         shape = Interpreter(model_path=str(path)).get_input_details()[0]["shape"]

@@ -1,5 +1,5 @@
 """Smaller and cheaper copies of an exported style: int8 and fp16, each calibrated on
-held-out photos and checked against the Keras model like livestyle.verify checks exports.
+held-out photos and checked against the Keras model like livestyle.convert.verify checks exports.
 
 - ONNX int8: static QDQ quantization (onnxruntime.quantization), activations uint8,
   weights int8 per output channel. Static, because dynamic quantization re-measures
@@ -48,7 +48,7 @@ class QuantizeConfig:
 def calibration_frames(photos: list[np.ndarray], n: int, height: int, width: int, min_crop: float = 0.5,
                        seed: int = 0) -> list[np.ndarray]:
     """`n` random crops of the photos (cycled), each fitted to height x width, float32 RGB."""
-    from livestyle.verify import fit_frame
+    from livestyle.convert.verify import fit_frame
 
     if not photos:
         raise LivestyleError("calibration", "no held-out photos to calibrate on")
@@ -107,7 +107,7 @@ def tflite_variant(transformer, dst: Path, mode: str, frames: list[np.ndarray] |
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from livestyle.export import _concrete_function, for_xnnpack
+    from livestyle.convert.export import _concrete_function, for_xnnpack
 
     _, concrete = _concrete_function(for_xnnpack(transformer))
     conv = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(concrete)])

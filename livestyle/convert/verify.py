@@ -1,7 +1,7 @@
 """Check that every exported model computes what the trained Keras model does.
 
 Each format runs on held-out frames on Linux: Core ML through the NumPy executors
-(livestyle.mil_exec for mlprogram, livestyle.nn_exec for neuralnetwork, because
+(livestyle.convert.mil_exec for mlprogram, livestyle.convert.nn_exec for neuralnetwork, because
 `MLModel.predict` needs macOS), TFLite through LiteRT, ONNX through ONNX Runtime.
 
 Where the comparison happens: the Core ML models return the *display* size (the
@@ -24,8 +24,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from livestyle.config import check_section
+from livestyle.convert.export import MODEL_SUFFIX
 from livestyle.errors import LivestyleError
-from livestyle.export import MODEL_SUFFIX
 
 FORMATS = ("mlprogram", "neuralnetwork", "tflite", "onnx")
 _SUFFIX = {suffix: fmt for fmt, suffix in MODEL_SUFFIX.items()}
@@ -83,7 +83,7 @@ def psnr(a, b, peak: float = 255.0) -> float:
 
 def upscale(image_hwc: np.ndarray, height: int, width: int) -> np.ndarray:
     """Half-pixel bilinear resize (TF `Resizing`/Core ML `upsample_bilinear` semantics)."""
-    from livestyle.mil_exec import resize_bilinear
+    from livestyle.convert.mil_exec import resize_bilinear
 
     img = np.asarray(image_hwc, np.float32)
     if img.shape[:2] == (height, width):
@@ -154,8 +154,8 @@ def tflite_runner(path: str | os.PathLike, threads: int | None = None) -> Runner
 
 
 def onnx_runner(path: str | os.PathLike, threads: int = 2, settings=None) -> Runner:
-    """`settings`: a livestyle.ort_session.OrtConfig (params.yaml bench.onnx); None: its defaults."""
-    from livestyle.ort_session import session
+    """`settings`: a livestyle.convert.ort_session.OrtConfig (params.yaml bench.onnx); None: its defaults."""
+    from livestyle.convert.ort_session import session
 
     sess = session(path, threads, settings)
     name = sess.get_inputs()[0].name
@@ -169,11 +169,11 @@ def onnx_runner(path: str | os.PathLike, threads: int = 2, settings=None) -> Run
 def coreml_runner(path: str | os.PathLike, emulate_fp16: bool = True) -> Runner:
     """mlprogram or neuralnetwork via the NumPy executors (loaded once, run per frame)."""
     if format_of(path) == "mlprogram":
-        from livestyle.mil_exec import MilProgram
+        from livestyle.convert.mil_exec import MilProgram
 
         model = MilProgram.load(path)
     else:
-        from livestyle.nn_exec import NNModel
+        from livestyle.convert.nn_exec import NNModel
 
         model = NNModel.load(path)
     return lambda frame: model.run_image(frame, emulate_fp16=emulate_fp16)

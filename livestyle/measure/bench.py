@@ -9,7 +9,7 @@ Core ML only on macOS (coremltools cannot predict elsewhere: the skip and its re
 are recorded), and, when PyTorch is importable, the classic PyTorch network of
 pytorch/examples for comparison. Host CPU timings say nothing direct about an iPhone,
 so the A12 figures come from the cost model of the exported Core ML program
-(livestyle.costmodel) and are labelled "estimate" everywhere they appear.
+(livestyle.measure.costmodel) and are labelled "estimate" everywhere they appear.
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from livestyle import costmodel, verify
 from livestyle.atomic import atomic_path, write_json, write_text
 from livestyle.config import NetworkConfig, _build
+from livestyle.convert import verify
+from livestyle.convert.ort_session import OrtConfig
+from livestyle.convert.quantize import QuantizeConfig
 from livestyle.errors import LivestyleError
-from livestyle.ort_session import OrtConfig
-from livestyle.quantize import QuantizeConfig
+from livestyle.measure import costmodel
 
 # *_int8/_fp16: copies of the exports made here, calibrated on held-out photos and
-# checked against Keras (PSNR) before they are timed (livestyle.quantize)
+# checked against Keras (PSNR) before they are timed (livestyle.convert.quantize)
 QUANTIZED = ("onnx_int8", "tflite_int8", "tflite_fp16")
 RUNTIMES = ("keras", "tflite", "onnx", "coreml", "torch") + QUANTIZED
 ESTIMATE = "estimate"  # the label every cost-model figure carries
@@ -155,7 +156,7 @@ def coreml_skip_reason() -> str | None:
 
 
 def _model_path(export_dir: Path, style: str, fmt: str, h: int, w: int) -> Path | None:
-    from livestyle.export import model_filename
+    from livestyle.convert.export import model_filename
 
     for multiple in (False, True):
         p = Path(export_dir) / model_filename(style, fmt, h, w, multiple)
@@ -199,7 +200,7 @@ def bench_runner(make: Callable[[], Callable], cfg: BenchConfig, desc: str) -> d
 def torch_comparison(cfg: BenchConfig, height: int, width: int, host: dict) -> dict:
     """PyTorch's classic network timed here, and how the shipped model compares."""
     try:
-        from livestyle.torch_reference import torch_runner
+        from livestyle.model.torch_reference import torch_runner
     except ImportError as exc:
         return {"skipped": f"PyTorch not importable ({exc})"}
     import torch
@@ -233,7 +234,7 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
     """Each quantized copy in cfg.runtimes: made, checked against Keras, then timed."""
     import tempfile
 
-    from livestyle import quantize
+    from livestyle.convert import quantize
 
     names = [n for n in cfg.runtimes if n in QUANTIZED]
     if not names:
@@ -273,7 +274,7 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
 
 def _keras_model(weights_path: Path | None, net_cfg: NetworkConfig, h: int, w: int):
     """The transformer at h x w with the trained weights (untrained when None)."""
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
 
     model = build_transformer(net_cfg, h, w)
     if weights_path is not None:
