@@ -58,7 +58,8 @@ def main() -> None:
     from livestyle.convert.export import ExportConfig, load_transformer
     from livestyle.convert.quantize import QuantizeConfig, calibration_frames, read_photos, size_bytes
     from livestyle.convert.runtime import Runner
-    from livestyle.convert.verify import keras_reference, make_runner, psnr
+    from livestyle.convert.runners import keras_reference, make_runner
+    from livestyle.convert.verify import psnr
     from livestyle.images import load_rgb
     from livestyle.measure import quality
 

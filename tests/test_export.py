@@ -7,7 +7,8 @@ import pytest
 
 from livestyle.config import NetworkConfig, StyleConfig
 from livestyle.convert.export import ExportConfig, export_style, load_transformer, model_metadata
-from livestyle.convert.verify import VerifyConfig, verify_models, keras_reference
+from livestyle.convert.runners import keras_reference
+from livestyle.convert.verify import VerifyConfig, verify_models
 from livestyle.model.network import build_transformer
 
 NET = NetworkConfig(res_blocks=1, width=4)
@@ -106,7 +107,8 @@ def test_tflite_runs_in_one_xnnpack_partition_with_the_keras_output(tmp_path, ne
     import keras
 
     from livestyle.convert.export import export_tflite, for_xnnpack, xnnpack_partitions
-    from livestyle.convert.verify import psnr, tflite_runner
+    from livestyle.convert.runners import tflite_runner
+    from livestyle.convert.verify import psnr
 
     keras.utils.set_random_seed(0)
     model = build_transformer(net, 30, 41)  # odd sizes: the pad-to-4 and crop are rewritten too

@@ -12,7 +12,8 @@ from livestyle.errors import LivestyleError
 from livestyle.measure.bench import BenchConfig, bench_style
 from livestyle.convert.quantize import (QuantizeConfig, calibration_frames, mlprogram_int8, onnx_int8, read_photos, size_bytes,
                                 tflite_variant)
-from livestyle.convert.verify import compare, fit_frame, keras_reference, onnx_runner, psnr, tflite_runner
+from livestyle.convert.runners import fit_frame, keras_reference, onnx_runner, tflite_runner
+from livestyle.convert.verify import compare, psnr
 
 H, W = 48, 64
 NET = NetworkConfig(res_blocks=1, width=8)

@@ -22,6 +22,7 @@ import numpy as np
 
 from livestyle.atomic import atomic_path
 from livestyle.config import _build, bounded
+from livestyle.convert.coreml_io import load_mlmodel
 from livestyle.errors import LivestyleError
 
 VARIANTS = ("onnx_int8", "tflite_int8", "tflite_fp16", "mlprogram_int8")
@@ -48,7 +49,7 @@ class QuantizeConfig:
 def calibration_frames(photos: list[np.ndarray], n: int, height: int, width: int, min_crop: float = 0.5,
                        seed: int = 0) -> list[np.ndarray]:
     """`n` random crops of the photos (cycled), each fitted to height x width, float32 RGB."""
-    from livestyle.convert.verify import fit_frame
+    from livestyle.convert.runners import fit_frame
 
     if not photos:
         raise LivestyleError("calibration", "no held-out photos to calibrate on")
@@ -127,10 +128,9 @@ def tflite_variant(transformer, dst: Path, mode: str, frames: list[np.ndarray] |
 
 def mlprogram_int8(src: Path, dst: Path) -> Path:
     """Core ML program with 8-bit linear (per-channel) weights; activations stay fp16."""
-    import coremltools as ct
     import coremltools.optimize.coreml as cto
 
-    model = ct.models.MLModel(str(src), skip_model_load=True)
+    model = load_mlmodel(src)
     cfg = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", weight_threshold=0))
     small = cto.linear_quantize_weights(model, config=cfg)
     with atomic_path(dst) as out:

@@ -24,12 +24,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from livestyle.atomic import atomic_path, write_json, write_text
+from livestyle.atomic import write_json, write_text
 from livestyle.config import NetworkConfig, _build
-from livestyle.convert import verify
+from livestyle.convert import runners, verify
 from livestyle.convert.ort_session import OrtConfig
 from livestyle.convert.quantize import QuantizeConfig
 from livestyle.errors import LivestyleError
+from livestyle.images import save_figure
 from livestyle.measure import costmodel
 
 # *_int8/_fp16: copies of the exports made here, calibrated on held-out photos and
@@ -130,21 +131,22 @@ def _tf_threads(threads: int) -> None:
 
 
 def tflite_runner(path: Path, x: np.ndarray, threads: int):
-    """The verify stage's LiteRT runner, bound to the bench input."""
-    run = verify.tflite_runner(path, threads)
+    """The LiteRT runner the verify stage runs, bound to the bench input."""
+    run = runners.tflite_runner(path, threads)
     return lambda: run(x[0])[None]  # batch of one, as the input
 
 
 def onnx_runner(path: Path, x: np.ndarray, threads: int, settings: OrtConfig | None = None):
-    run = verify.onnx_runner(path, threads, settings)
+    run = runners.onnx_runner(path, threads, settings)
     return lambda: run(x[0])[None]  # batch of one, as the input
 
 
 def coreml_runner(path: Path, x: np.ndarray):
-    import coremltools as ct
     from PIL import Image
 
-    model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.ALL)
+    from livestyle.convert.coreml_io import load_mlmodel
+
+    model = load_mlmodel(path, for_prediction=True)
     img = Image.fromarray(x[0].clip(0, 255).astype(np.uint8))
     return lambda: model.predict({"image": img})
 
@@ -165,7 +167,7 @@ def _model_path(export_dir: Path, style: str, fmt: str, h: int, w: int) -> Path 
     return None
 
 
-def runners(export_dir: Path, style: str, weights_path: Path | None, net_cfg: NetworkConfig, cfg: BenchConfig, x: np.ndarray):
+def host_runners(export_dir: Path, style: str, weights_path: Path | None, net_cfg: NetworkConfig, cfg: BenchConfig, x: np.ndarray):
     """name -> (callable | None, skip reason | None), built lazily one at a time."""
     h, w = x.shape[1:3]
     for name in cfg.runtimes:
@@ -246,9 +248,9 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
     photos = quantize.read_photos(heldout_dir)
     calib = quantize.calibration_frames(photos, q.calibration_frames, h, w, q.min_crop, q.seed)
     # checked on the whole photos, not on the calibration crops
-    check = [verify.fit_frame(p, h, w).astype(np.float32) for p in photos]
+    check = [runners.fit_frame(p, h, w).astype(np.float32) for p in photos]
     model = _keras_model(weights_path, net_cfg, h, w)
-    reference = verify.keras_reference(model)
+    reference = runners.keras_reference(model)
     out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -259,10 +261,10 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
                 if src is None:
                     out[name] = {"skipped": f"no onnx model for {style} at {w}x{h} in {export_dir}"}
                     continue
-                run = verify.onnx_runner(quantize.onnx_int8(src, dst, calib, q.float_ends), cfg.threads, cfg.onnx)
+                run = runners.onnx_runner(quantize.onnx_int8(src, dst, calib, q.float_ends), cfg.threads, cfg.onnx)
                 fp32 = src
             else:
-                run = verify.tflite_runner(quantize.tflite_variant(model, dst, mode, calib), cfg.threads)
+                run = runners.tflite_runner(quantize.tflite_variant(model, dst, mode, calib), cfg.threads)
                 fp32 = _model_path(export_dir, style, "tflite", h, w)
             quality = verify.compare(run, reference, check, q.min_psnr, name)
             stats = bench_runner(lambda r=run: (lambda: r(x[0])), cfg, f"bench {style} {name}")
@@ -293,7 +295,7 @@ def bench_style(export_dir: Path, style: str, weights_path: Path | None, net_cfg
     x = bench_input(h, w, cfg.seed)
     load_before = _load()
     host: dict[str, Any] = {}
-    for name, make, reason in runners(export_dir, style, weights_path, net_cfg, cfg, x):
+    for name, make, reason in host_runners(export_dir, style, weights_path, net_cfg, cfg, x):
         host[name] = {"skipped": reason} if reason else bench_runner(make, cfg, f"bench {style} {name}")
     host.update(quantized_runtimes(export_dir, style, weights_path, net_cfg, cfg, x, heldout_dir))
 
@@ -452,7 +454,4 @@ def plot(result: dict, path: Path) -> Path:
     if values:
         ax.set_xlim(min(values + [budget]) / 3, max(v + e for v, e in zip(values, errs)) * 2.5)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from livestyle.atomic import atomic_path, write_json, write_text
+from livestyle.atomic import write_json, write_text
 from livestyle.config import NetworkConfig, _build
 from livestyle.errors import LivestyleError
+from livestyle.images import save_figure
 from livestyle.measure import costmodel
 from livestyle.measure.bench import bench_input, onnx_runner, summarize, tflite_runner, time_runs, _tf_threads
 from livestyle.measure.quality import METRICS, fmt_figure
@@ -274,10 +275,7 @@ def plot(result: dict, path: Path) -> Path:
         for ax, (name, front) in zip(bottom, fronts):
             _plot_front(result, judged, name, front, ax)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def _plot_latency(result: dict, ax_h, ax_e) -> None:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from livestyle.atomic import atomic_path, write_json, write_text
 from livestyle.config import WEIGHTS, StyleConfig, TrainConfig
 from livestyle.errors import LivestyleError
-from livestyle.images import center_crop, grid, load_rgb, resize_short_side, save_png
+from livestyle.images import center_crop, grid, load_rgb, resize_short_side, save_figure, save_png
 from livestyle.model.augment import host_gains, overexpose
 from livestyle.model.data import load_images
 from livestyle.model.lossnet import build_lossnet
@@ -238,9 +238,7 @@ def plot_losses(path: Path, rows: list[dict], style: str) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"training: {style}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def at_size(transformer: keras.Model, cfg: StyleConfig, size: int) -> keras.Model:

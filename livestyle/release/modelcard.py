@@ -18,6 +18,7 @@ import math
 import re
 from typing import Any, Mapping
 
+from livestyle import markdown
 from livestyle.release.artifacts import StyleArtifacts
 
 NOT_RECORDED = "not recorded"
@@ -99,9 +100,7 @@ def fmt(v: Any) -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return markdown.table(header, [[fmt(c) for c in row] for row in rows]) + "\n"
 
 
 def _bytes(n: Any) -> str:
