@@ -33,12 +33,12 @@ if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
 
-# version and bundle path come from params.yaml `release:` (livestyle.bundle.ReleaseConfig),
+# version and bundle path come from params.yaml `release:` (livestyle.release.bundle.ReleaseConfig),
 # the same place the release stage reads them: the path is named once
 info="$("$PYTHON" - <<'PY'
 import sys
 try:
-    from livestyle.bundle import ReleaseConfig
+    from livestyle.release.bundle import ReleaseConfig
     from livestyle.config import load_params
     from livestyle.errors import LivestyleError
 

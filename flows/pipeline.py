@@ -36,6 +36,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from livestyle import markdown
 from livestyle.config import bounded, check_section, load_params
 from livestyle.dag import Dag, read_dag, stale_stages
 from livestyle.errors import run_cli
@@ -192,9 +193,7 @@ def _md_table(rows: list[dict[str, Any]]) -> str:
     cols: list[str] = []
     for r in rows:
         cols += [c for c in r if c not in cols]
-    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown.table(cols, [[_fmt(r.get(c, "")) for c in cols] for r in rows])
 
 
 def json_to_markdown(obj: Any) -> str:

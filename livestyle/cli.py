@@ -16,7 +16,7 @@ from livestyle.errors import LivestyleError
 
 def cmd_verify_bundle(args: argparse.Namespace) -> int:
     """Check every file of a release bundle against its manifest."""
-    from livestyle.bundle import bundle_summary, verify_bundle
+    from livestyle.release.bundle import bundle_summary, verify_bundle
 
     problems = verify_bundle(args.bundle)
     if problems:
@@ -35,7 +35,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     structure), beside the unstylized photo's figures. 0 = best for every measure."""
     from livestyle.atomic import write_json
     from livestyle.images import load_rgb
-    from livestyle.quality import TEXTURE_MIN_SIDE, format_table, score
+    from livestyle.measure.quality import TEXTURE_MIN_SIDE, format_table, score
 
     images = {}
     for key in ("stylized", "photo", "painting"):
@@ -66,7 +66,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the user's output, not TensorFlow's start-up log
-    from livestyle.runtime import Runner, check_strength, open_model, open_style, resolve_styles
+    from livestyle.convert.runtime import Runner, check_strength, open_model, open_style, resolve_styles
 
     strength = check_strength(args.strength)
     if (args.source is None) == (args.camera is None):
@@ -81,7 +81,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     else:
         names, open_one = resolve_styles(args.style, args.params), lambda name: open_style(name, args.params)
     if args.camera is not None:
-        from livestyle.live import Styles, run_camera
+        from livestyle.media.live import Styles, run_camera
 
         styles = Styles(names, open_one)
         default = styles[0].input_size if args.model else None
@@ -92,7 +92,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         raise LivestyleError("--style", "one style for a file or folder (several switch live with --camera and n/p)")
     if not args.out:
         raise LivestyleError(args.source, "where to? give the output path with -o OUT")
-    from livestyle.stylize import stylize_path
+    from livestyle.media.stylize import stylize_path
 
     print(stylize_path(open_one(names[0]), args.source, args.out, strength, args.max_side or None))
     return 0
@@ -111,7 +111,7 @@ def _size(text: str | None) -> tuple[int, int] | None:
 def _export_size(params_path: str) -> tuple[int, int]:
     """The first export size (the phone model's input), or its default without params."""
     from livestyle.config import load_params
-    from livestyle.export import ExportConfig
+    from livestyle.convert.export import ExportConfig
 
     try:
         return tuple(ExportConfig.from_params(load_params(params_path).get("export")).sizes[0])

@@ -271,7 +271,7 @@ class LossConfig:
     style_layers: tuple = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
     # one weight per style layer (empty: all 1); block1_conv1's Gram is mostly the colours
     style_layer_weights: tuple = ()
-    # temporal stability (livestyle.temporal): each batch also runs a "next frame" of
+    # temporal stability (livestyle.model.temporal): each batch also runs a "next frame" of
     # itself, moved by up to temporal_shift px (sub-pixel) and with sensor noise of std
     # temporal_noise (0..255); the output must move with it. 0 = off. It starts at
     # temporal_from x train.steps: on from step 0 it washed the style out (docs/ABLATIONS.md)
@@ -318,7 +318,7 @@ class TrainConfig:
     # from scratch); frozen: it uses the starting network's moving statistics, as export
     # does (a fine-tune on small batches otherwise replaces them with noisy ones)
     norm_stats: str = one_of("update", "update", "frozen")
-    # livestyle.augment: this share of crops brightened by a gain in [1, highlight_gain]
+    # livestyle.model.augment: this share of crops brightened by a gain in [1, highlight_gain]
     # and clipped, so blown-out skies are seen in training (0 = off)
     highlight_prob: float = bounded(0.0, 0.0, 1.0)
     highlight_gain: float = bounded(1.6, 1.0, 4.0)

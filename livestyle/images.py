@@ -139,13 +139,23 @@ def labelled_sheet(rows, out_png: str | Path, thumb_height: int = 240, font_size
             fig.figimage(image, xo=left + (col_w[c] - image.shape[1]) // 2, yo=height - top - caption_px - thumb_height, origin="upper")
             fig.text((left + col_w[c] / 2) / width, 1 - (top + caption_px / 2) / height, caption, ha="center", va="center",
                      fontsize=font_size, linespacing=1.3)
-    out_png = Path(out_png)
-    # the name's suffix picks the format (a .jpg name holding PNG bytes misleads viewers)
-    jpeg = out_png.suffix.lower() in (".jpg", ".jpeg")
-    with atomic_path(out_png) as tmp:
-        if jpeg:
+    return save_figure(fig, out_png, dpi)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Write a matplotlib figure atomically, then close it: the one figure saver.
+
+    The name's suffix picks the format (a .jpg name holding PNG bytes misleads viewers):
+    .jpg/.jpeg is JPEG at quality 90, anything else PNG without the Software tag, whose
+    matplotlib version would make a rerun's bytes differ.
+    """
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in (".jpg", ".jpeg"):
             fig.savefig(tmp, format="jpeg", dpi=dpi, pil_kwargs={"quality": 90})
         else:
             fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(fig)
-    return out_png
+    return path

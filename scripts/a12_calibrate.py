@@ -31,9 +31,9 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from livestyle import a12_fit, costmodel
     from livestyle.atomic import write_json
     from livestyle.config import load_params
+    from livestyle.measure import a12_fit, costmodel
 
     points = a12_fit.load_points(args.points)
     cost = a12_fit.costs(points, args.cache)

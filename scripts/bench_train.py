@@ -57,7 +57,7 @@ def bench_step(args, batch: int, precision: str) -> dict:
     import keras
 
     from livestyle.config import StyleConfig, TrainConfig
-    from livestyle.train import build_trainer
+    from livestyle.model.train import build_trainer
 
     train = TrainConfig(batch_size=batch, image_size=args.size, mixed_precision=precision == "mixed")
     trainer, _ = build_trainer(StyleConfig(name="bench", image=args.style, loss=_loss(args), train=train))
@@ -75,7 +75,7 @@ def bench_step(args, batch: int, precision: str) -> dict:
 
 def bench_real(args, batch: int, precision: str, steps_per_call: int, prepared: Path, out: Path) -> dict:
     from livestyle.config import StyleConfig, TrainConfig
-    from livestyle.train import train_style
+    from livestyle.model.train import train_style
 
     train = TrainConfig(steps=args.steps, batch_size=batch, image_size=args.size, mixed_precision=precision == "mixed",
                         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every, loop=args.loop,

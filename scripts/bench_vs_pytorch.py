@@ -40,10 +40,10 @@ def main(argv=None) -> int:
     import keras
     from tqdm import tqdm
 
-    from livestyle.bench import bench_input, keras_runner, onnx_runner, summarize, tflite_runner, _tf_threads
     from livestyle.config import NetworkConfig
-    from livestyle.export import export_onnx, export_tflite
-    from livestyle.network import build_transformer
+    from livestyle.convert.export import export_onnx, export_tflite
+    from livestyle.measure.bench import bench_input, keras_runner, onnx_runner, summarize, tflite_runner, _tf_threads
+    from livestyle.model.network import build_transformer
 
     _tf_threads(args.threads)
     h, w = args.size
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
             "onnx": onnx_runner(onx, x, args.threads),
         }
     try:
-        from livestyle.torch_reference import torch_runner
+        from livestyle.model.torch_reference import torch_runner
 
         for b in args.torch_blocks:
             fns[f"torch_{b}_blocks"] = torch_runner(b, h, w, args.threads)

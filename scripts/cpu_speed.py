@@ -55,12 +55,12 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-coreml", action="store_true", help="no Core ML 8-bit weights row (its NumPy check takes minutes)")
     args = ap.parse_args(argv)
 
-    from livestyle import quantize, verify
-    from livestyle.bench import bench_input, summarize, time_runs, _keras_model
     from livestyle.config import load_params, style_config
-    from livestyle.export import export_onnx, export_tflite, xnnpack_partitions
-    from livestyle.ort_session import OrtConfig, session
-    from livestyle.torch_reference import torch_runner
+    from livestyle.convert import quantize, runners, verify
+    from livestyle.convert.export import export_onnx, export_tflite, xnnpack_partitions
+    from livestyle.convert.ort_session import OrtConfig, session
+    from livestyle.measure.bench import bench_input, summarize, time_runs, _keras_model
+    from livestyle.model.torch_reference import torch_runner
 
     h, w = args.size
     x = bench_input(h, w)
@@ -84,9 +84,9 @@ def main(argv=None) -> int:
 
     photos = quantize.read_photos(Path("data/prepared/heldout"))
     calib = quantize.calibration_frames(photos, args.calibration_frames, h, w)
-    check = [verify.fit_frame(p, h, w).astype("float32") for p in photos]
+    check = [runners.fit_frame(p, h, w).astype("float32") for p in photos]
     model = _keras_model(weights, net, h, w)
-    reference = verify.keras_reference(model)
+    reference = runners.keras_reference(model)
 
     def quality(run) -> dict:
         r = verify.compare(run, reference, check, 0.0)
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         for threads in (args.threads, 1):
             cfg = OrtConfig(graph_optimization=level)
             sess = session(onnx_path, threads, cfg)
-            check_fp32 = quality(verify.onnx_runner(onnx_path)) if (level, threads) == ("all", args.threads) else {}
+            check_fp32 = quality(runners.onnx_runner(onnx_path)) if (level, threads) == ("all", args.threads) else {}
             record("ort", f"ort fp32 {level} threads={threads}", lambda s=sess: s.run(None, {"image": x}), **check_fp32)
     sess = session(onnx_path, args.threads, OrtConfig(execution_mode="parallel"))
     record("ort", f"ort fp32 all parallel threads={args.threads}", lambda: sess.run(None, {"image": x}))
@@ -115,22 +115,22 @@ def main(argv=None) -> int:
     record("ort", f"ort fp32 all no-spin threads={args.threads}", lambda: sess.run(None, {"image": x}))
 
     q = quantize.onnx_int8(onnx_path, tmp / "int8.onnx", calib)
-    run = verify.onnx_runner(q, args.threads)
+    run = runners.onnx_runner(q, args.threads)
     record("ort", "ort int8 static QDQ (per-channel), ends float", lambda: run(x[0]), **quality(run), size_bytes=quantize.size_bytes(q),
            fp32_size_bytes=quantize.size_bytes(onnx_path))
     q = quantize.onnx_int8(onnx_path, tmp / "int8_all.onnx", calib, float_ends=False)
-    run = verify.onnx_runner(q, args.threads)
+    run = runners.onnx_runner(q, args.threads)
     record("ort", "ort int8 static QDQ (per-channel), every conv", lambda: run(x[0]), **quality(run), size_bytes=quantize.size_bytes(q))
     dyn = _onnx_dynamic(onnx_path, tmp / "dyn.onnx")
-    run = verify.onnx_runner(dyn, args.threads)
+    run = runners.onnx_runner(dyn, args.threads)
     record("ort", "ort int8 dynamic", lambda: run(x[0]), **quality(run), size_bytes=quantize.size_bytes(dyn))
 
     for threads in (args.threads, 1):
-        run = verify.tflite_runner(tfl, threads)
+        run = runners.tflite_runner(tfl, threads)
         record("tflite", f"tflite fp32 threads={threads}", lambda r=run: r(x[0]), partitions=xnnpack_partitions(tfl))
     for mode in ("fp16", "int8"):
         p = quantize.tflite_variant(model, tmp / f"{mode}.tflite", mode, calib)
-        run = verify.tflite_runner(p, args.threads)
+        run = runners.tflite_runner(p, args.threads)
         record("tflite", f"tflite {mode}", lambda r=run: r(x[0]), **quality(run), size_bytes=quantize.size_bytes(p),
                fp32_size_bytes=quantize.size_bytes(tfl), partitions=xnnpack_partitions(p))
 
@@ -146,15 +146,15 @@ def main(argv=None) -> int:
 
 def coreml_rows(record, tmp: Path, model, quality, params) -> None:
     """Core ML fp16 and 8-bit weights: size and PSNR against Keras (no timing: no Core ML runtime here)."""
-    from livestyle import quantize, verify
-    from livestyle.export import ExportConfig, display_model, export_coreml
+    from livestyle.convert import quantize, runners
+    from livestyle.convert.export import ExportConfig, display_model, export_coreml
 
     h, w = model.input_shape[1:3]
     fp16 = export_coreml(display_model(model, ExportConfig.from_params(params["export"]).display_for(h, w)), "mlprogram",
                          tmp / "fp16.mlpackage", {})
     int8 = quantize.mlprogram_int8(fp16, tmp / "int8.mlpackage")
     for label, path in (("coreml mlprogram fp16", fp16), ("coreml mlprogram 8-bit weights", int8)):
-        record("coreml", label, None, **quality(verify.coreml_runner(path)), size_bytes=quantize.size_bytes(path))
+        record("coreml", label, None, **quality(runners.coreml_runner(path)), size_bytes=quantize.size_bytes(path))
 
 
 def _onnx_dynamic(src: Path, dst: Path) -> Path:
@@ -171,11 +171,11 @@ def arch_rows(record, tmp: Path, h: int, w: int, calib, threads: int, only: list
     """Untrained networks of other shapes: fp32 and int8 ONNX latency, GFLOPs, parameters."""
     import numpy as np
 
-    from livestyle import quantize, verify
-    from livestyle.bench import bench_input
     from livestyle.config import NetworkConfig
-    from livestyle.export import export_onnx, export_tflite, xnnpack_partitions
-    from livestyle.network import build_transformer
+    from livestyle.convert import quantize, runners
+    from livestyle.convert.export import export_onnx, export_tflite, xnnpack_partitions
+    from livestyle.measure.bench import bench_input
+    from livestyle.model.network import build_transformer
 
     x = bench_input(h, w)
     for label, kw in ARCHS:
@@ -189,10 +189,10 @@ def arch_rows(record, tmp: Path, h: int, w: int, calib, threads: int, only: list
         params = int(sum(np.prod(v.shape) for v in model.weights))
         gflops = _gflops(model, h, w)
         for kind, path in (("fp32", fp32), ("int8", int8)):
-            run = verify.onnx_runner(path, threads)
+            run = runners.onnx_runner(path, threads)
             record("arch", f"{label} ort {kind}", lambda r=run: r(x[0]), network=kw, params=params, gflops=gflops,
                    size_bytes=quantize.size_bytes(path))
-        run = verify.tflite_runner(tfl, threads)
+        run = runners.tflite_runner(tfl, threads)
         record("arch", f"{label} tflite fp32", lambda r=run: r(x[0]), network=kw, params=params, gflops=gflops,
                partitions=xnnpack_partitions(tfl))
 

@@ -18,9 +18,9 @@ import subprocess
 from pathlib import Path
 
 from livestyle.config import NetworkConfig, load_params
-from livestyle.export import stylizer
-from livestyle.preview import PreviewConfig, render_clip
-from livestyle.video import ffmpeg_exe
+from livestyle.convert.export import stylizer
+from livestyle.media.preview import PreviewConfig, render_clip
+from livestyle.media.video import ffmpeg_exe
 
 
 def main() -> None:

@@ -31,10 +31,10 @@ def main() -> None:
     args = ap.parse_args()
 
     from livestyle.config import deep_merged, load_params, style_config, with_overrides
-    from livestyle.data import DataConfig, prepare
+    from livestyle.convert.export import stylizer
     from livestyle.images import load_rgb, save_png
-    from livestyle.export import stylizer
-    from livestyle.train import train_style
+    from livestyle.model.data import DataConfig, prepare
+    from livestyle.model.train import train_style
 
     params = load_params(profile=args.profile)
     if args.override:

@@ -10,7 +10,7 @@ import sys
 import h5py
 import numpy as np
 
-from livestyle.lossnet import hed_weights_path, imagenet_vgg16_weights
+from livestyle.model.lossnet import hed_weights_path, imagenet_vgg16_weights
 
 
 def main(which: str, out: str) -> None:

@@ -5,7 +5,7 @@
         [--style udnie ...]
 
 One row per style: painting | photo | peer | each filter, captioned with the independent
-figures of livestyle.quality.score (texture, colour, content, as the quality stage and
+figures of livestyle.measure.quality.score (texture, colour, content, as the quality stage and
 the sweep compute them); the same figures are printed as a markdown table. PEER "-"
 leaves the peer out (photos it never published). Filters use params.yaml's network
 settings (--profile gpu for GPU-trained weights), input levels included; --norm
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from livestyle import quality
 from livestyle.config import NetworkConfig, load_params, with_overrides
+from livestyle.convert.export import stylizer
 from livestyle.images import labelled_sheet, load_rgb
-from livestyle.export import stylizer
+from livestyle.measure import quality
 
 
 def stylize(weights: str, photo: np.ndarray, net: NetworkConfig) -> np.ndarray:

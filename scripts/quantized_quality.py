@@ -26,8 +26,8 @@ import numpy as np
 
 def copies(transformer, display, out: Path, frames) -> dict[str, tuple[Path, str]]:
     """Every copy written under `out`, as {label: (path, format)}."""
-    from livestyle.export import display_model, export_coreml, export_onnx, export_tflite
-    from livestyle.quantize import mlprogram_int8, onnx_int8, tflite_variant
+    from livestyle.convert.export import display_model, export_coreml, export_onnx, export_tflite
+    from livestyle.convert.quantize import mlprogram_int8, onnx_int8, tflite_variant
 
     made = {
         "ONNX fp32": (export_onnx(transformer, out / "fp32.onnx"), "onnx"),
@@ -54,13 +54,14 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from livestyle import quality
     from livestyle.config import NetworkConfig, load_params
-    from livestyle.export import ExportConfig, load_transformer
+    from livestyle.convert.export import ExportConfig, load_transformer
+    from livestyle.convert.quantize import QuantizeConfig, calibration_frames, read_photos, size_bytes
+    from livestyle.convert.runtime import Runner
+    from livestyle.convert.runners import keras_reference, make_runner
+    from livestyle.convert.verify import psnr
     from livestyle.images import load_rgb
-    from livestyle.quantize import QuantizeConfig, calibration_frames, read_photos, size_bytes
-    from livestyle.runtime import Runner
-    from livestyle.verify import keras_reference, make_runner, psnr
+    from livestyle.measure import quality
 
     params = load_params(profile=args.profile)
     net = NetworkConfig.from_params(params["network"])

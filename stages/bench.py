@@ -3,10 +3,10 @@
 import dataclasses
 from pathlib import Path
 
-from livestyle.bench import BenchConfig, bench_style
 from livestyle.config import WEIGHTS, load_params, style_config
+from livestyle.convert.export import ExportConfig
 from livestyle.errors import run_cli
-from livestyle.export import ExportConfig
+from livestyle.measure.bench import BenchConfig, bench_style
 from livestyle.provenance import check_export
 
 

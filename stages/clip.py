@@ -2,8 +2,8 @@
 
 from livestyle.config import load_params
 from livestyle.errors import run_cli
-from livestyle.preview import PreviewConfig
-from livestyle.synth_clip import ensure_synth_clip
+from livestyle.media.preview import PreviewConfig
+from livestyle.media.synth_clip import ensure_synth_clip
 
 
 def main(argv):

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from livestyle.config import WEIGHTS, load_params, style_config
+from livestyle.convert.export import ExportConfig, export_style, model_metadata
 from livestyle.errors import run_cli
-from livestyle.export import ExportConfig, export_style, model_metadata
 from livestyle.provenance import start_export, write_record
 
 

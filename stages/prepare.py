@@ -1,8 +1,8 @@
 """DVC stage: training crops and held-out images -> data/prepared/."""
 
 from livestyle.config import load_params
-from livestyle.data import DataConfig, prepare
 from livestyle.errors import run_cli
+from livestyle.model.data import DataConfig, prepare
 
 OUT = "data/prepared"
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 from livestyle.atomic import write_json
 from livestyle.config import WEIGHTS, load_params, style_config
+from livestyle.convert.export import ExportConfig, stylizer
 from livestyle.errors import run_cli
-from livestyle.export import ExportConfig, stylizer
-from livestyle.preview import PreviewConfig, render_style_previews
+from livestyle.media.preview import PreviewConfig, render_style_previews
 
 
 def main(argv):

@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 from livestyle.config import WEIGHTS, load_params, style_config
-from livestyle.data import load_images
+from livestyle.convert.export import stylizer
 from livestyle.errors import run_cli
-from livestyle.export import stylizer
-from livestyle.quality_report import QualityConfig, evaluate_style, summary_line
+from livestyle.measure.quality_report import QualityConfig, evaluate_style, summary_line
+from livestyle.model.data import load_images
 
 
 def main(argv):

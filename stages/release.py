@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from livestyle.bundle import release
 from livestyle.config import load_params
 from livestyle.errors import run_cli
-from livestyle.preview import contact_sheet
+from livestyle.media.preview import contact_sheet
+from livestyle.release.bundle import release
 
 
 def main(argv):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from livestyle.config import NetworkConfig, load_params
 from livestyle.errors import run_cli
-from livestyle.sweep import SweepConfig, run_sweep
+from livestyle.measure.sweep import SweepConfig, run_sweep
 
 
 def main(argv):

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 from livestyle.config import load_params, style_config
-from livestyle.data import DataConfig
 from livestyle.errors import run_cli
 from livestyle.images import load_rgb
-from livestyle.train import train_style
+from livestyle.model.data import DataConfig
+from livestyle.model.train import train_style
 
 
 def main(argv):

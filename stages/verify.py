@@ -4,11 +4,12 @@ from pathlib import Path
 
 from livestyle.atomic import write_json
 from livestyle.config import WEIGHTS, load_params, style_config
-from livestyle.data import heldout_frames
+from livestyle.convert.export import ExportConfig, load_transformer
+from livestyle.convert.runners import keras_reference
+from livestyle.convert.verify import VerifyConfig, failures, save_comparison, verify_models
 from livestyle.errors import LivestyleError, run_cli
-from livestyle.export import ExportConfig, load_transformer
+from livestyle.model.data import heldout_frames
 from livestyle.provenance import check_export
-from livestyle.verify import VerifyConfig, failures, keras_reference, save_comparison, verify_models
 
 
 def main(argv):
@@ -29,7 +30,8 @@ def main(argv):
     results = verify_models(models, reference, frames, cfg, input_hw=(h, w), display_hw=export.display_for(h, w), style=style)
     write_json(out / "verify.json", results)
     if "mlprogram" in models:
-        from livestyle.verify import make_runner, upscale
+        from livestyle.convert.runners import make_runner
+        from livestyle.convert.verify import upscale
 
         coreml = make_runner(models["mlprogram"], "mlprogram")(frames[0])
         keras_up = upscale(reference(frames[0]), *coreml.shape[:2])  # as the model's own bilinear upscale

@@ -1,6 +1,6 @@
 """Tiny Keras models and their Core ML conversions, shared by the executor/verify tests.
 
-Built here (not from livestyle.network) so the executor tests cover the op patterns the
+Built here (not from livestyle.model.network) so the executor tests cover the op patterns the
 task names (batch norm, residual add, nearest upsample, bilinear resize, NCHW permute)
 independently of the network code; `transformer_display_model` adds the real network.
 """
@@ -71,11 +71,11 @@ def display_model(core, out_h: int, out_w: int):
 
 
 def transformer_display_model(in_h, in_w, out_h, out_w, seed=0, **net):
-    """The project's real network (livestyle.network) wrapped for export."""
+    """The project's real network (livestyle.model.network) wrapped for export."""
     import keras
 
     from livestyle.config import NetworkConfig
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
 
     keras.utils.set_random_seed(seed)
     core = build_transformer(NetworkConfig(**net), in_h, in_w)

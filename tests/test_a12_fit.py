@@ -1,12 +1,12 @@
-"""livestyle.a12_fit: the published points, the vectorised fit, leave-one-out."""
+"""livestyle.measure.a12_fit: the published points, the vectorised fit, leave-one-out."""
 
 import dataclasses
 from pathlib import Path
 
 import pytest
 
-from livestyle import a12_fit, costmodel
 from livestyle.errors import LivestyleError
+from livestyle.measure import a12_fit, costmodel
 
 POINTS = Path(__file__).resolve().parents[1] / "data" / "a12" / "points.yaml"
 PROFILE = costmodel.default_profiles()["a12_ane"]

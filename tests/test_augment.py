@@ -1,4 +1,4 @@
-"""Overexposed training crops (livestyle.augment): the share and the gain asked for,
+"""Overexposed training crops (livestyle.model.augment): the share and the gain asked for,
 clipped like a blown-out sky, the same batch for the same step (resume), and off by
 default without changing any batch."""
 
@@ -10,9 +10,9 @@ import pytest
 from test_train import prepared  # noqa: F401 (fixture)
 
 from livestyle.config import TrainConfig
-from livestyle.data import load_images
 from livestyle.errors import LivestyleError
-from livestyle.train import Batches
+from livestyle.model.data import load_images
+from livestyle.model.train import Batches
 
 ON_JAX = importlib.util.find_spec("jax") is not None and keras.backend.backend() == "jax"
 
@@ -68,7 +68,7 @@ def test_out_of_range_settings_name_the_key(key, value):
 def test_device_batches_brighten_the_same_crops_they_draw(prepared):
     import jax.numpy as jnp
 
-    from livestyle.fastloop import load_crops, random_batch
+    from livestyle.model.fastloop import load_crops, random_batch
 
     data = jnp.asarray(load_crops(load_images(prepared / "train"), 32))
     plain = np.asarray(random_batch(data, 4, seed=3, batch=8, size=24))

@@ -314,7 +314,7 @@ def test_train_refuses_an_unusable_painting(project, capsys, name, write, expect
 def test_prepare_reads_every_photo_mode_or_skips_it_by_name(tmp_path):
     """COCO-like folder of odd photos: CMYK and palette photos are used in colour, grey
     ones (16-bit, grey+alpha) skipped as grayscale, a bomb as unreadable; crops are RGB."""
-    from livestyle.data import DataConfig, prepare
+    from livestyle.model.data import DataConfig, prepare
 
     coco = tmp_path / "coco"
     coco.mkdir()
@@ -388,8 +388,8 @@ def test_models_of_two_exports_are_refused(project, capsys, module, what, named,
 
 def test_verify_bundle_refuses_models_of_two_exports(project, tmp_path, capsys):
     """A bundle whose files are intact but whose models disagree with its export record."""
-    from livestyle.bundle import MANIFEST, StyleArtifacts, build_bundle
     from livestyle.cli import main as cli
+    from livestyle.release.bundle import MANIFEST, StyleArtifacts, build_bundle
 
     out = tmp_path / "b.zip"
     build_bundle({STYLE: StyleArtifacts.from_data_root(STYLE, project / "data")}, "0.1.0", out, tools=TOOLS, progress=False)
@@ -515,9 +515,9 @@ def _dvc_clears_outputs(out: Path) -> None:
 
 @pytest.mark.slow
 def test_train_rerun_and_resume_give_the_outputs_of_one_uninterrupted_run(tmp_path):
-    from livestyle.data import DataConfig, prepare
     from livestyle.images import save_png
-    from livestyle.train import train_style
+    from livestyle.model.data import DataConfig, prepare
+    from livestyle.model.train import train_style
     from test_train import tiny
 
     prepared = tmp_path / "prepared"

@@ -1,4 +1,4 @@
-"""livestyle.bench: the article's protocol, and the report people read."""
+"""livestyle.measure.bench: the article's protocol, and the report people read."""
 
 import json
 import os
@@ -9,9 +9,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from livestyle.bench import BenchConfig, bench_style, summarize, time_runs  # noqa: E402
 from livestyle.config import NetworkConfig  # noqa: E402
 from livestyle.errors import LivestyleError  # noqa: E402
+from livestyle.measure.bench import BenchConfig, bench_style, summarize, time_runs  # noqa: E402
 
 H, W = 24, 32  # tiny model size: the protocol does not depend on it
 NET = NetworkConfig(res_blocks=1, width=4)
@@ -53,8 +53,8 @@ def test_config_rejects_what_cannot_be_benchmarked():
 def export_dir(tmp_path_factory):
     import keras
 
-    from livestyle.export import display_model, export_coreml, export_onnx, export_tflite
-    from livestyle.network import build_transformer
+    from livestyle.convert.export import display_model, export_coreml, export_onnx, export_tflite
+    from livestyle.model.network import build_transformer
 
     d = tmp_path_factory.mktemp("export")
     keras.utils.set_random_seed(0)
@@ -100,7 +100,7 @@ def test_missing_weights_name_the_file(export_dir, tmp_path):
 
 def test_tflite_and_onnx_runners_compute_the_keras_output(export_dir):
     """Timing the wrong thing is worse than not timing: the runners must run the model."""
-    from livestyle.bench import bench_input, keras_runner, onnx_runner, tflite_runner
+    from livestyle.measure.bench import bench_input, keras_runner, onnx_runner, tflite_runner
 
     x = bench_input(H, W)
     ref = np.asarray(keras_runner(export_dir / "w.weights.h5", NET, x, 2)())

@@ -16,7 +16,7 @@ import zipfile
 
 import pytest
 
-from livestyle.bundle import (
+from livestyle.release.bundle import (
     MANIFEST,
     StyleArtifacts,
     build_bundle,
@@ -330,7 +330,7 @@ def test_extra_files_and_bad_arguments(tmp_path):
 def test_release_builds_every_style_in_params(tmp_path):
     import yaml
 
-    from livestyle.bundle import ReleaseConfig, release
+    from livestyle.release.bundle import ReleaseConfig, release
 
     fake_styles(tmp_path / "data")
     summary = tmp_path / "data" / "prepared.json"
@@ -360,7 +360,7 @@ release: {{version: "0.3.0", out_dir: {tmp_path / "rel"}, data_summary: {summary
     ({"version": "a/b"}, "not a plain version"),
 ])
 def test_release_config_errors(section, problem):
-    from livestyle.bundle import ReleaseConfig
+    from livestyle.release.bundle import ReleaseConfig
 
     with pytest.raises(LivestyleError, match=problem):
         ReleaseConfig.from_params(section)

@@ -15,7 +15,7 @@ import pytest
 
 from livestyle import cli
 from livestyle.images import save_png
-from livestyle.bundle import build_bundle
+from livestyle.release.bundle import build_bundle
 from test_bundle import TOOLS, _rewrite, fake_styles
 
 ROOT = Path(__file__).resolve().parents[1]

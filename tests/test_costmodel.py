@@ -1,4 +1,4 @@
-"""livestyle.costmodel: counts from the Core ML program, and the A12 calibration point."""
+"""livestyle.measure.costmodel: counts from the Core ML program, and the A12 calibration point."""
 
 import os
 
@@ -9,8 +9,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 
-from livestyle import costmodel  # noqa: E402
 from livestyle.errors import LivestyleError  # noqa: E402
+from livestyle.measure import costmodel  # noqa: E402
 
 
 def _conv_program(c_in=3, c_out=8, k=3, hw=(16, 20), groups=1, bias=True):
@@ -82,8 +82,8 @@ def test_keras_conv_converted_to_fp16_mlprogram_matches_analytic_count():
 
 def test_separable_blocks_cost_fewer_flops_than_full():
     from livestyle.config import NetworkConfig
-    from livestyle.export import convert_coreml, display_model
-    from livestyle.network import build_transformer
+    from livestyle.convert.export import convert_coreml, display_model
+    from livestyle.model.network import build_transformer
 
     def cost(separable):
         m = build_transformer(NetworkConfig(res_blocks=2, width=8, separable=separable), 32, 24)

@@ -170,7 +170,10 @@ def test_stages_in_a_subdirectory_dvc_yaml_are_addressed_from_the_root(tmp_path)
 
 
 def _livestyle_imports(module, root, seen=None):
-    """Every livestyle/*.py a module imports, transitively (static, so lazy imports count)."""
+    """Every livestyle module file a module imports, transitively (static, so lazy imports
+    count): livestyle/model/network.py for `from livestyle.model.network import x` and for
+    `from livestyle.model import network`. Package __init__.py files are not listed: they
+    hold only a docstring (tests/test_layout.py checks), nothing a stage computes with."""
     import ast
 
     seen = set() if seen is None else seen

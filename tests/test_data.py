@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from livestyle.data import DataConfig, classify, heldout_frames, prepare
 from livestyle.errors import LivestyleError
+from livestyle.model.data import DataConfig, classify, heldout_frames, prepare
 
 
 def _photo(seed, h=96, w=128):

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from livestyle.config import NetworkConfig, StyleConfig
-from livestyle.export import ExportConfig, export_style, load_transformer, model_metadata
-from livestyle.network import build_transformer
-from livestyle.verify import VerifyConfig, verify_models, keras_reference
+from livestyle.convert.export import ExportConfig, export_style, load_transformer, model_metadata
+from livestyle.convert.runners import keras_reference
+from livestyle.convert.verify import VerifyConfig, verify_models
+from livestyle.model.network import build_transformer
 
 NET = NetworkConfig(res_blocks=1, width=4)
 SIZE = (37, 20)  # height not divisible by 4, like 853
@@ -105,8 +106,9 @@ def test_tflite_runs_in_one_xnnpack_partition_with_the_keras_output(tmp_path, ne
     graph fell into 17 partitions; the output must not change."""
     import keras
 
-    from livestyle.export import export_tflite, for_xnnpack, xnnpack_partitions
-    from livestyle.verify import psnr, tflite_runner
+    from livestyle.convert.export import export_tflite, for_xnnpack, xnnpack_partitions
+    from livestyle.convert.runners import tflite_runner
+    from livestyle.convert.verify import psnr
 
     keras.utils.set_random_seed(0)
     model = build_transformer(net, 30, 41)  # odd sizes: the pad-to-4 and crop are rewritten too

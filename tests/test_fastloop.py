@@ -1,4 +1,4 @@
-"""The JAX training loop (livestyle.fastloop): same math as Keras' step, deterministic,
+"""The JAX training loop (livestyle.model.fastloop): same math as Keras' step, deterministic,
 resumable. Runs where the Keras backend is JAX (KERAS_BACKEND=jax); the TF-only venv
 runs the config checks alone."""
 
@@ -12,9 +12,9 @@ import pytest
 from test_train import _log, prepared, style_image, tiny  # noqa: F401 (fixtures)
 
 from livestyle.config import TrainConfig
-from livestyle.data import load_images
 from livestyle.errors import LivestyleError
-from livestyle.train import Batches, build_trainer, resolve_loop, train_style
+from livestyle.model.data import load_images
+from livestyle.model.train import Batches, build_trainer, resolve_loop, train_style
 
 ON_JAX = importlib.util.find_spec("jax") is not None and keras.backend.backend() == "jax"
 needs_jax = pytest.mark.skipif(not ON_JAX, reason="needs jax as the Keras backend (KERAS_BACKEND=jax)")
@@ -55,7 +55,7 @@ def test_jax_loop_on_another_backend_is_one_clear_error(prepared, style_image, t
 
 @needs_jax
 def test_device_loop_is_keras_train_step(prepared, style_image):
-    from livestyle.fastloop import TERMS, DeviceLoop
+    from livestyle.model.fastloop import TERMS, DeviceLoop
 
     cfg = tiny(style_image, loop="jax", steps_per_call=4)
     # a gentler rate than tiny's: at 0.01 the second step's loss jumps 30x, and round-off
@@ -90,7 +90,7 @@ def test_device_loop_is_keras_train_step(prepared, style_image):
 def test_batches_are_windows_of_the_crops_and_a_function_of_the_step():
     import jax
 
-    from livestyle.fastloop import random_batch
+    from livestyle.model.fastloop import random_batch
 
     data = np.random.default_rng(0).integers(0, 256, (5, 12, 10, 3), dtype=np.uint8)
     draw = jax.jit(lambda d, s: random_batch(d, s, seed=3, batch=4, size=8))
@@ -166,7 +166,7 @@ def test_device_next_frames_keep_the_host_contract():
     import jax
     from test_temporal import assert_moved
 
-    from livestyle.fastloop import next_frames
+    from livestyle.model.fastloop import next_frames
 
     batch = np.random.default_rng(0).uniform(0, 255, (2, 40, 40, 3)).astype(np.float32)
     draw = jax.jit(lambda b, s: next_frames(b, s, seed=0, shift=3, noise=0.0))

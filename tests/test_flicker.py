@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livestyle.flicker import FlickerMeter, consistency_mask, warp_error
-from livestyle.synth_clip import SynthConfig, synth_frames
-from livestyle.video import fit, read_frames
+from livestyle.measure.flicker import FlickerMeter, consistency_mask, warp_error
+from livestyle.media.synth_clip import SynthConfig, synth_frames
+from livestyle.media.video import fit, read_frames
 
 FOX = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "fox.mp4"
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from livestyle.errors import LivestyleError
-from livestyle.losses import content_loss, gram, style_loss, total_variation
-from livestyle.lossnet import build_lossnet
+from livestyle.model.losses import content_loss, gram, style_loss, total_variation
+from livestyle.model.lossnet import build_lossnet
 
 LAYERS = ["block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3"]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from livestyle.errors import LivestyleError
-from livestyle.lossnet import _IMAGENET_BIAS_PROBE, build_lossnet, hed_weights_path, imagenet_vgg16_weights, read_subset
+from livestyle.model.lossnet import _IMAGENET_BIAS_PROBE, build_lossnet, hed_weights_path, imagenet_vgg16_weights, read_subset
 
 LAYERS = ["block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3"]
 

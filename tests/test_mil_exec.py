@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from coreml_fixtures import convert, display_model, frames, tiny_core, transformer_display_model
-from livestyle import mil_exec, nn_exec
+from livestyle.convert import mil_exec, nn_exec
+from livestyle.convert.verify import psnr
 from livestyle.errors import LivestyleError
-from livestyle.verify import psnr
 
 H, W = 18, 14  # odd sizes on purpose: fractional upscale, network pads to a multiple of 4
 OH, OW = 40, 30  # "display" size: 40/18 is not an integer scale

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from livestyle.bundle import StyleArtifacts
-from livestyle.modelcard import build_card, flatten, fmt, psnr_by_format, render_bench_markdown, render_markdown
+from livestyle.release.bundle import StyleArtifacts
+from livestyle.release.modelcard import build_card, flatten, fmt, psnr_by_format, render_bench_markdown, render_markdown
 from test_bundle import fake_style
 
 
@@ -99,7 +99,7 @@ def test_bench_page_without_bench(tmp_path):
 
 
 def test_benchmarks_page_compares_styles_and_labels_estimates():
-    from livestyle.modelcard import render_benchmarks
+    from livestyle.release.modelcard import render_benchmarks
 
     md = render_benchmarks("1.0.0", {
         "a": {"runtimes": {"onnxruntime": {"median_ms": 400.0}}, "estimates": {"a12_gpu": {"ms": 66.0}}},

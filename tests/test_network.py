@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from livestyle.config import NetworkConfig
-from livestyle.network import build_transformer, padding_for
+from livestyle.model.network import build_transformer, padding_for
 
 OPTIONS = [
     {},
@@ -79,7 +79,7 @@ def test_initial_weights_are_a_function_of_the_seed_alone(kw):
 def test_input_levels_map_pixels_before_the_network(tmp_path):
     # the inference model (load_transformer) at levels [16, 235] answers a frame as the
     # trained network answers the frame mapped to 16..235; training builds stay 0..255
-    from livestyle.export import load_transformer
+    from livestyle.convert.export import load_transformer
 
     net = NetworkConfig(width=8, res_blocks=1)
     trained = build_transformer(net, 24, 24)

@@ -12,15 +12,15 @@ import pytest
 from PIL import Image
 
 from livestyle.errors import LivestyleError
-from livestyle.preview import (
+from livestyle.media.preview import (
     PreviewConfig,
     contact_sheet,
     output_paths,
     plan_sizes,
     render_style_previews,
 )
-from livestyle.synth_clip import SynthConfig, write_synth_clip
-from livestyle.video import VideoInfo, probe, probe_codec
+from livestyle.media.synth_clip import SynthConfig, write_synth_clip
+from livestyle.media.video import VideoInfo, probe, probe_codec
 
 from test_video import count_reads
 

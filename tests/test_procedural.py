@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from livestyle import procedural
 from livestyle.images import load_rgb
+from livestyle.model import procedural
 
 
 @pytest.mark.parametrize("name", sorted(procedural.BUILTIN))

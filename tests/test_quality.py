@@ -1,4 +1,4 @@
-"""livestyle.quality (the metrics), the `quality@S` stage's work, and its DVC metrics file."""
+"""livestyle.measure.quality (the metrics), the `quality@S` stage's work, and its DVC metrics file."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from livestyle import quality as q
 from livestyle.errors import LivestyleError
 from livestyle.images import load_rgb, save_png
+from livestyle.measure import quality as q
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -155,7 +155,7 @@ def _stage_tree(root: Path, references: bool = True, weights: bool = False) -> d
     net = {"res_blocks": 1, "width": 4}
     if weights:
         from livestyle.config import NetworkConfig
-        from livestyle.network import build_transformer
+        from livestyle.model.network import build_transformer
 
         (root / "data/train/p").mkdir(parents=True)
         build_transformer(NetworkConfig(**net), 32, 32).save_weights(root / "data/train/p/transformer.weights.h5")
@@ -237,7 +237,10 @@ def livestyle_imports(module: str) -> set[str]:
         seen.add(path)
         for node in ast.walk(ast.parse((ROOT / path).read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("livestyle."):
-                todo.append(node.module.replace(".", "/") + ".py")
+                # a module (livestyle.model.network) or modules of a package (livestyle.model)
+                for name in [node.module, *(f"{node.module}.{a.name}" for a in node.names)]:
+                    if (ROOT / (path := name.replace(".", "/") + ".py")).is_file():
+                        todo.append(path)
     return seen
 
 

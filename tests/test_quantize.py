@@ -1,4 +1,4 @@
-"""livestyle.quantize and the bench's quantized runtimes: calibrated on photos, checked
+"""livestyle.convert.quantize and the bench's quantized runtimes: calibrated on photos, checked
 against Keras, smaller than the fp32 exports."""
 
 import json
@@ -6,13 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from livestyle.bench import BenchConfig, bench_style
 from livestyle.config import NetworkConfig
+from livestyle.convert.ort_session import OrtConfig, session
 from livestyle.errors import LivestyleError
-from livestyle.ort_session import OrtConfig, session
-from livestyle.quantize import (QuantizeConfig, calibration_frames, mlprogram_int8, onnx_int8, read_photos, size_bytes,
+from livestyle.measure.bench import BenchConfig, bench_style
+from livestyle.convert.quantize import (QuantizeConfig, calibration_frames, mlprogram_int8, onnx_int8, read_photos, size_bytes,
                                 tflite_variant)
-from livestyle.verify import compare, fit_frame, keras_reference, onnx_runner, psnr, tflite_runner
+from livestyle.convert.runners import fit_frame, keras_reference, onnx_runner, tflite_runner
+from livestyle.convert.verify import compare, psnr
 
 H, W = 48, 64
 NET = NetworkConfig(res_blocks=1, width=8)
@@ -29,9 +30,9 @@ def tiny(tmp_path_factory):
     """Trained-style folder as the pipeline leaves it: weights, exports, held-out photos."""
     import keras
 
-    from livestyle.export import ExportConfig, export_style, load_transformer
+    from livestyle.convert.export import ExportConfig, export_style, load_transformer
     from livestyle.images import save_png
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
 
     d = tmp_path_factory.mktemp("quant")
     keras.utils.set_random_seed(0)
@@ -146,9 +147,9 @@ def test_coreml_8bit_weights_are_smaller_and_run_in_the_numpy_executor(tmp_path)
     """linear_quantize_weights works off macOS; mil_exec evaluates its dequantize op."""
     import keras
 
-    from livestyle.export import display_model, export_coreml
-    from livestyle.mil_exec import MilProgram
-    from livestyle.network import build_transformer
+    from livestyle.convert.export import display_model, export_coreml
+    from livestyle.convert.mil_exec import MilProgram
+    from livestyle.model.network import build_transformer
 
     keras.utils.set_random_seed(0)
     fp16 = export_coreml(display_model(build_transformer(NET, H, W), (2 * H, 2 * W)), "mlprogram", tmp_path / "f.mlpackage", {})

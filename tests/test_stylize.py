@@ -16,10 +16,10 @@ from PIL import Image, ImageOps
 
 from livestyle import cli
 from livestyle.config import NetworkConfig
-from livestyle.live import LiveState, Styles, on_key, open_source, open_window, run_live
-from livestyle.runtime import Runner, apply, open_model, open_style
-from livestyle.stylize import has_audio, load_photo
-from livestyle.video import ffmpeg_exe, probe, probe_codec, read_frames
+from livestyle.convert.runtime import Runner, apply, open_model, open_style
+from livestyle.media.live import LiveState, Styles, on_key, open_source, open_window, run_live
+from livestyle.media.stylize import has_audio, load_photo
+from livestyle.media.video import ffmpeg_exe, probe, probe_codec, read_frames
 
 NET = NetworkConfig(res_blocks=1, width=4)
 SIZE = (37, 20)  # the export size, [height, width]: odd like 853
@@ -39,8 +39,8 @@ def project(tmp_path_factory) -> Path:
     weights), one style not trained yet, and the first style exported to ONNX/TFLite."""
     import keras
 
-    from livestyle.export import export_onnx, export_tflite, load_transformer
-    from livestyle.network import build_transformer
+    from livestyle.convert.export import export_onnx, export_tflite, load_transformer
+    from livestyle.model.network import build_transformer
 
     root = tmp_path_factory.mktemp("project")
     params = {
@@ -191,7 +191,7 @@ def test_every_kind_of_photo(project, tiny, tmp_path, capsys, kind):
 def test_any_size_matches_the_network_away_from_the_borders(tiny, project):
     """Frames are reflect-padded (to a multiple of 32, so few networks get built) and
     cropped back: the interior is what the network computes at the frame's own size."""
-    from livestyle.export import load_transformer
+    from livestyle.convert.export import load_transformer
 
     rgb = photo(133, 101)
     ours = tiny(rgb).astype(int)
@@ -264,7 +264,7 @@ def test_folder_with_a_broken_image_does_the_rest_and_fails(project, tmp_path, c
 @pytest.mark.parametrize("fmt", ["onnx", "tflite", "weights.h5"])
 def test_exported_models_agree_with_the_trained_style(project, tiny, tmp_path, capsys, fmt):
     model = project / ("data/train/tiny/transformer.weights.h5" if fmt == "weights.h5" else f"tiny.{fmt}")
-    from livestyle.export import load_transformer
+    from livestyle.convert.export import load_transformer
 
     runner = open_model(model, project / "params.yaml")
     rgb = photo(*SIZE)
@@ -460,7 +460,7 @@ ERRORS = {  # name: (arguments after the source, the source, the line's start, a
 
 @pytest.mark.parametrize("case", ERRORS)
 def test_errors_are_one_line_and_exit_1(project, tmp_path, capsys, monkeypatch, case):
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
 
     if case == "core ml off macOS" and sys.platform == "darwin":
         pytest.skip("Core ML runs on macOS")

@@ -1,5 +1,5 @@
-"""livestyle.sweep: one row per architecture variant, with host timings and estimates;
-livestyle.sweep_quality: trained weights, quality against the peer, the fronts."""
+"""livestyle.measure.sweep: one row per architecture variant, with host timings and estimates;
+livestyle.measure.sweep_quality: trained weights, quality against the peer, the fronts."""
 
 import json
 import os
@@ -12,9 +12,9 @@ import pytest  # noqa: E402
 
 from livestyle.config import NetworkConfig  # noqa: E402
 from livestyle.errors import LivestyleError  # noqa: E402
+from livestyle.measure.sweep import SweepConfig, add_quality, markdown, plot, quality_markdown, run_sweep  # noqa: E402
 from livestyle.provenance import file_sha256  # noqa: E402
-from livestyle.sweep import SweepConfig, add_quality, markdown, plot, quality_markdown, run_sweep  # noqa: E402
-from livestyle.sweep_quality import (  # noqa: E402
+from livestyle.measure.sweep_quality import (  # noqa: E402
     MANIFEST, SweepQualityConfig, TrainedArch, fronts, load_fp16, load_trained, pareto, save_fp16, trained_architectures,
 )
 
@@ -103,7 +103,7 @@ def test_fronts_smallest_at_peer_quality_and_recommendations():
 def _tiny_trained(folder: Path, seed: int = 3) -> TrainedArch:
     import keras
 
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
 
     keras.utils.set_random_seed(seed)
     model = build_transformer(TINY, 48, 64, seed=seed)
@@ -114,8 +114,8 @@ def _tiny_trained(folder: Path, seed: int = 3) -> TrainedArch:
 
 
 def test_fp16_weights_round_trip(tmp_path):
-    from livestyle.network import build_transformer
-    from livestyle.verify import psnr
+    from livestyle.convert.verify import psnr
+    from livestyle.model.network import build_transformer
 
     arch = _tiny_trained(tmp_path)
     assert arch.net == TINY and arch.sha256 == file_sha256(tmp_path / "tiny.npz")
@@ -132,7 +132,7 @@ def test_fp16_weights_round_trip(tmp_path):
 
 def test_trained_architectures_are_scored_with_the_inference_input_levels(tmp_path, monkeypatch):
     # the sweep scores a network as it ships: the stage passes network.input_levels on
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
     from stages import sweep as stage
 
     arch = _tiny_trained(tmp_path)

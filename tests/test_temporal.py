@@ -1,4 +1,4 @@
-"""The temporal loss (livestyle.temporal): next frames are the batch moved by a known
+"""The temporal loss (livestyle.model.temporal): next frames are the batch moved by a known
 offset plus noise, and the term measures how far the output fails to move with it."""
 
 import json
@@ -10,8 +10,8 @@ from test_train import _log, prepared, style_image, tiny  # noqa: F401 (fixtures
 
 from livestyle.config import LossConfig
 from livestyle.errors import LivestyleError
-from livestyle.temporal import next_frames, temporal_term
-from livestyle.train import train_style
+from livestyle.model.temporal import next_frames, temporal_term
+from livestyle.model.train import train_style
 
 
 def _batch(n=3, h=40, w=48, seed=0):

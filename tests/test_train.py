@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from livestyle.config import LossConfig, NetworkConfig, StyleConfig, TrainConfig
-from livestyle.data import DataConfig, prepare
 from livestyle.images import save_png
-from livestyle.train import train_style
+from livestyle.model.data import DataConfig, prepare
+from livestyle.model.train import train_style
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_checkpoint_of_other_settings_is_not_resumed(prepared, style_image, tmp_
 def test_resume_after_kill_loses_nothing_before_the_checkpoint(prepared, style_image, tmp_path):
     out = tmp_path / "killed"
     code = (
-        "import sys, pickle; from pathlib import Path; from livestyle.train import train_style; "
+        "import sys, pickle; from pathlib import Path; from livestyle.model.train import train_style; "
         "cfg = pickle.loads(bytes.fromhex(sys.argv[1])); train_style(cfg, Path(sys.argv[2]), Path(sys.argv[3]))"
     )
     import pickle
@@ -123,8 +123,8 @@ def test_resume_after_kill_loses_nothing_before_the_checkpoint(prepared, style_i
 def test_base_network_keeps_a_photo_and_refuses_other_settings(tmp_path):
     from livestyle.errors import LivestyleError
     from livestyle.images import center_crop, resize_short_side
-    from livestyle.network import build_transformer
-    from livestyle.train import load_init_weights
+    from livestyle.model.network import build_transformer
+    from livestyle.model.train import load_init_weights
 
     import skimage.data
 
@@ -145,7 +145,7 @@ def test_base_network_keeps_a_photo_and_refuses_other_settings(tmp_path):
 def test_norm_stats_frozen_keeps_the_starting_statistics_and_still_learns(prepared, style_image, tmp_path, norm_stats):
     import keras
 
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
 
     def stats_and_kernels(path):
         net = build_transformer(NetworkConfig(res_blocks=1, width=4), 32, 32)

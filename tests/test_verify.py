@@ -1,4 +1,4 @@
-"""livestyle.verify: every exported format against the Keras model, spec checks, config."""
+"""livestyle.convert.verify and its runners (livestyle.convert.runners): every exported format against the Keras model, spec checks, config."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from coreml_fixtures import convert, display_model, frames, tiny_core
-from livestyle import verify
+from livestyle.convert import runners, verify
 from livestyle.errors import LivestyleError
 
 H, W, OH, OW = 18, 14, 40, 30
@@ -65,12 +65,12 @@ def test_upscale_matches_tensorflow_resize():
 
 def test_all_formats_pass_and_metrics_are_json(exported, tmp_path):
     core, paths = exported
-    models = {k: v for k, v in paths.items() if k in verify.FORMATS}
+    models = {k: v for k, v in paths.items() if k in runners.FORMATS}
     cfg = verify.VerifyConfig(frames=2)
-    res = verify.verify_models(models, verify.keras_reference(core), frames(3, H, W, seed=5), cfg,
+    res = verify.verify_models(models, runners.keras_reference(core), frames(3, H, W, seed=5), cfg,
                                input_hw=(H, W), display_hw=(OH, OW), style="tiny", progress=False)
     assert res["passed"], verify.failures(res)
-    for fmt in verify.FORMATS:
+    for fmt in runners.FORMATS:
         r = res[fmt]
         assert r["frames"] == 2 and r["psnr_db"]["min"] >= cfg.min_psnr[fmt]
         assert r["output_size"] == ([OH, OW] if fmt in ("mlprogram", "neuralnetwork") else [H, W])
@@ -86,7 +86,7 @@ def test_all_formats_pass_and_metrics_are_json(exported, tmp_path):
 def test_planted_bgr_layout_bug_fails(exported):
     core, paths = exported
     cfg = verify.VerifyConfig(frames=1)
-    res = verify.verify_models({"mlprogram": paths["bgr"]}, verify.keras_reference(core), frames(1, H, W, seed=6),
+    res = verify.verify_models({"mlprogram": paths["bgr"]}, runners.keras_reference(core), frames(1, H, W, seed=6),
                                cfg, input_hw=(H, W), display_hw=(OH, OW), progress=False)
     assert not res["passed"]
     assert res["mlprogram"]["psnr_db"]["min"] < cfg.min_psnr["mlprogram"]
@@ -131,22 +131,22 @@ def test_config_from_params():
 def test_fit_frame_crops_to_aspect_and_resizes():
     frame = np.zeros((100, 40, 3), np.uint8)
     frame[:, :20] = 255  # left half white: must stay the left half after the centre crop
-    out = verify.fit_frame(frame, H, W)
+    out = runners.fit_frame(frame, H, W)
     assert out.shape == (H, W, 3)
     assert out[:, : W // 2 - 1].min() == 255 and out[:, W // 2 + 1 :].max() == 0
 
 
 def test_unknown_format_and_missing_model(tmp_path):
     with pytest.raises(LivestyleError, match="unknown model format"):
-        verify.format_of(tmp_path / "model.pt")
+        runners.format_of(tmp_path / "model.pt")
     with pytest.raises(LivestyleError, match="no such"):
-        verify.make_runner(tmp_path / "absent.onnx")
+        runners.make_runner(tmp_path / "absent.onnx")
 
 
 def test_save_comparison_png(exported, tmp_path):
     core, paths = exported
     frame = frames(1, H, W, seed=7)[0]
-    out = verify.make_runner(paths["mlprogram"])(frame)
+    out = runners.make_runner(paths["mlprogram"])(frame)
     png = tmp_path / "cmp.png"
-    verify.save_comparison(png, frame, verify.keras_reference(core)(frame), out, title="tiny mlprogram")
+    verify.save_comparison(png, frame, runners.keras_reference(core)(frame), out, title="tiny mlprogram")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from livestyle import video
 from livestyle.errors import LivestyleError
-from livestyle.synth_clip import SynthConfig, ensure_synth_clip, synth_frames, write_synth_clip
-from livestyle.video import FfmpegWriter, expected_frames, ffmpeg_exe, fit, probe, probe_codec, read_frames
+from livestyle.media import video
+from livestyle.media.synth_clip import SynthConfig, ensure_synth_clip, synth_frames, write_synth_clip
+from livestyle.media.video import FfmpegWriter, expected_frames, ffmpeg_exe, fit, probe, probe_codec, read_frames
 
 FOX = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "fox.mp4"
 TINY = SynthConfig(width=36, height=64, fps=30, seconds=1.0, seed=3)

@@ -290,7 +290,7 @@ def content_distance(stylized, photo, scales: int = CONTENT_SCALES) -> float:
 
 @functools.lru_cache(maxsize=2)
 def _lossnet(network: str, layers: tuple[str, ...]):
-    from livestyle.lossnet import build_lossnet
+    from livestyle.model.lossnet import build_lossnet
 
     return build_lossnet(network, layers)
 
@@ -306,7 +306,7 @@ def _lossnet_figures(candidates: Mapping[str, np.ndarray], photo: np.ndarray, pa
     the photo's features and the painting's Grams are computed once."""
     import keras
 
-    from livestyle.losses import content_loss, gram, style_loss
+    from livestyle.model.losses import content_loss, gram, style_loss
 
     cfg = _loss_config(loss_cfg)
     n = len(cfg.content_layers)
@@ -332,7 +332,7 @@ def _lossnet_figures(candidates: Mapping[str, np.ndarray], photo: np.ndarray, pa
 
 
 def lossnet_distances(stylized, photo, painting, loss_cfg) -> dict[str, float]:
-    """Content and style terms of the *training* loss (livestyle.losses, unweighted)
+    """Content and style terms of the *training* loss (livestyle.model.losses, unweighted)
     under its loss network (loss.network, loss.content_layers, loss.style_layers):
     content vs the photo, style vs the painting's Grams. `loss_cfg` is a LossConfig or
     a params `loss:` mapping. Reported for comparison, never as the judge: it is what

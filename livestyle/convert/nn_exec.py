@@ -1,6 +1,6 @@
 """Run a Core ML neuralnetwork model (.mlmodel, the pre-mlprogram format) with NumPy.
 
-The same reason as livestyle.mil_exec (no `MLModel.predict` off macOS), for the older
+The same reason as livestyle.convert.mil_exec (no `MLModel.predict` off macOS), for the older
 format that `convert_to="neuralnetwork"` produces (iOS14 target, so the half-pixel
 bilinear upscale is available). Layers are evaluated in spec order; blobs are
 (1, C, H, W) for images, rank-N arrays otherwise (the converter emits the rank-N
@@ -23,7 +23,7 @@ from typing import Mapping
 import numpy as np
 
 from livestyle.errors import LivestyleError
-from livestyle.mil_exec import (
+from livestyle.convert.mil_exec import (
     ImageIO,
     UnsupportedOpError,
     _single,
@@ -318,7 +318,7 @@ class NNModel:
         self.path = Path(path)
         kind = spec.WhichOneof("Type")
         if kind != "neuralNetwork":
-            raise LivestyleError(path, f"is a {kind} model, not a neuralnetwork (use livestyle.mil_exec)")
+            raise LivestyleError(path, f"is a {kind} model, not a neuralnetwork (use livestyle.convert.mil_exec)")
         self.nn = spec.neuralNetwork
         self.input_images = image_features(spec.description.input)
         self.output_images = image_features(spec.description.output)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from livestyle.convert.coreml_io import load_mlmodel
 from livestyle.errors import LivestyleError
 
 BUDGET_FPS = 15.0
@@ -83,17 +84,11 @@ def load_program(source):
     An MLModel fresh from `ct.convert` carries `_mil_program`; a saved package is read
     back with the milproto loader, which works on Linux.
     """
-    import coremltools as ct
     from coremltools.converters.mil.frontend.milproto.load import load
 
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.exists():
-            raise LivestyleError(path, "no such Core ML model")
-        try:
-            model = ct.models.MLModel(str(path), skip_model_load=True)
-        except Exception as exc:  # coremltools raises bare Exceptions for bad files
-            raise LivestyleError(path, f"not a readable Core ML model ({exc.__class__.__name__})") from None
+        model = load_mlmodel(path)
     else:
         model, path = source, "<MLModel>"
         if getattr(model, "_mil_program", None) is not None:
@@ -438,8 +433,8 @@ def calibrate(cost: ProgramCost, profile: DeviceProfile, target_ms: float) -> fl
 def reference_cost() -> ProgramCost:
     """Cost of the article's network (CALIBRATION) as converted to an mlprogram now."""
     from livestyle.config import NetworkConfig
-    from livestyle.export import convert_coreml, display_model
-    from livestyle.network import build_transformer
+    from livestyle.convert.export import convert_coreml, display_model
+    from livestyle.model.network import build_transformer
 
     c = CALIBRATION
     net = NetworkConfig(res_blocks=c["res_blocks"], width=c["width"], separable=c["separable"], norm=c["norm"],

@@ -9,7 +9,7 @@ Core ML only on macOS (coremltools cannot predict elsewhere: the skip and its re
 are recorded), and, when PyTorch is importable, the classic PyTorch network of
 pytorch/examples for comparison. Host CPU timings say nothing direct about an iPhone,
 so the A12 figures come from the cost model of the exported Core ML program
-(livestyle.costmodel) and are labelled "estimate" everywhere they appear.
+(livestyle.measure.costmodel) and are labelled "estimate" everywhere they appear.
 """
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from livestyle import costmodel, verify
-from livestyle.atomic import atomic_path, write_json, write_text
+from livestyle.atomic import write_json, write_text
 from livestyle.config import NetworkConfig, _build
+from livestyle.convert import runners, verify
+from livestyle.convert.ort_session import OrtConfig
+from livestyle.convert.quantize import QuantizeConfig
 from livestyle.errors import LivestyleError
-from livestyle.ort_session import OrtConfig
-from livestyle.quantize import QuantizeConfig
+from livestyle.images import save_figure
+from livestyle.measure import costmodel
 
 # *_int8/_fp16: copies of the exports made here, calibrated on held-out photos and
-# checked against Keras (PSNR) before they are timed (livestyle.quantize)
+# checked against Keras (PSNR) before they are timed (livestyle.convert.quantize)
 QUANTIZED = ("onnx_int8", "tflite_int8", "tflite_fp16")
 RUNTIMES = ("keras", "tflite", "onnx", "coreml", "torch") + QUANTIZED
 ESTIMATE = "estimate"  # the label every cost-model figure carries
@@ -129,21 +131,22 @@ def _tf_threads(threads: int) -> None:
 
 
 def tflite_runner(path: Path, x: np.ndarray, threads: int):
-    """The verify stage's LiteRT runner, bound to the bench input."""
-    run = verify.tflite_runner(path, threads)
+    """The LiteRT runner the verify stage runs, bound to the bench input."""
+    run = runners.tflite_runner(path, threads)
     return lambda: run(x[0])[None]  # batch of one, as the input
 
 
 def onnx_runner(path: Path, x: np.ndarray, threads: int, settings: OrtConfig | None = None):
-    run = verify.onnx_runner(path, threads, settings)
+    run = runners.onnx_runner(path, threads, settings)
     return lambda: run(x[0])[None]  # batch of one, as the input
 
 
 def coreml_runner(path: Path, x: np.ndarray):
-    import coremltools as ct
     from PIL import Image
 
-    model = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.ALL)
+    from livestyle.convert.coreml_io import load_mlmodel
+
+    model = load_mlmodel(path, for_prediction=True)
     img = Image.fromarray(x[0].clip(0, 255).astype(np.uint8))
     return lambda: model.predict({"image": img})
 
@@ -155,7 +158,7 @@ def coreml_skip_reason() -> str | None:
 
 
 def _model_path(export_dir: Path, style: str, fmt: str, h: int, w: int) -> Path | None:
-    from livestyle.export import model_filename
+    from livestyle.convert.export import model_filename
 
     for multiple in (False, True):
         p = Path(export_dir) / model_filename(style, fmt, h, w, multiple)
@@ -164,7 +167,7 @@ def _model_path(export_dir: Path, style: str, fmt: str, h: int, w: int) -> Path 
     return None
 
 
-def runners(export_dir: Path, style: str, weights_path: Path | None, net_cfg: NetworkConfig, cfg: BenchConfig, x: np.ndarray):
+def host_runners(export_dir: Path, style: str, weights_path: Path | None, net_cfg: NetworkConfig, cfg: BenchConfig, x: np.ndarray):
     """name -> (callable | None, skip reason | None), built lazily one at a time."""
     h, w = x.shape[1:3]
     for name in cfg.runtimes:
@@ -199,7 +202,7 @@ def bench_runner(make: Callable[[], Callable], cfg: BenchConfig, desc: str) -> d
 def torch_comparison(cfg: BenchConfig, height: int, width: int, host: dict) -> dict:
     """PyTorch's classic network timed here, and how the shipped model compares."""
     try:
-        from livestyle.torch_reference import torch_runner
+        from livestyle.model.torch_reference import torch_runner
     except ImportError as exc:
         return {"skipped": f"PyTorch not importable ({exc})"}
     import torch
@@ -233,7 +236,7 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
     """Each quantized copy in cfg.runtimes: made, checked against Keras, then timed."""
     import tempfile
 
-    from livestyle import quantize
+    from livestyle.convert import quantize
 
     names = [n for n in cfg.runtimes if n in QUANTIZED]
     if not names:
@@ -245,9 +248,9 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
     photos = quantize.read_photos(heldout_dir)
     calib = quantize.calibration_frames(photos, q.calibration_frames, h, w, q.min_crop, q.seed)
     # checked on the whole photos, not on the calibration crops
-    check = [verify.fit_frame(p, h, w).astype(np.float32) for p in photos]
+    check = [runners.fit_frame(p, h, w).astype(np.float32) for p in photos]
     model = _keras_model(weights_path, net_cfg, h, w)
-    reference = verify.keras_reference(model)
+    reference = runners.keras_reference(model)
     out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -258,10 +261,10 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
                 if src is None:
                     out[name] = {"skipped": f"no onnx model for {style} at {w}x{h} in {export_dir}"}
                     continue
-                run = verify.onnx_runner(quantize.onnx_int8(src, dst, calib, q.float_ends), cfg.threads, cfg.onnx)
+                run = runners.onnx_runner(quantize.onnx_int8(src, dst, calib, q.float_ends), cfg.threads, cfg.onnx)
                 fp32 = src
             else:
-                run = verify.tflite_runner(quantize.tflite_variant(model, dst, mode, calib), cfg.threads)
+                run = runners.tflite_runner(quantize.tflite_variant(model, dst, mode, calib), cfg.threads)
                 fp32 = _model_path(export_dir, style, "tflite", h, w)
             quality = verify.compare(run, reference, check, q.min_psnr, name)
             stats = bench_runner(lambda r=run: (lambda: r(x[0])), cfg, f"bench {style} {name}")
@@ -273,7 +276,7 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
 
 def _keras_model(weights_path: Path | None, net_cfg: NetworkConfig, h: int, w: int):
     """The transformer at h x w with the trained weights (untrained when None)."""
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
 
     model = build_transformer(net_cfg, h, w)
     if weights_path is not None:
@@ -292,7 +295,7 @@ def bench_style(export_dir: Path, style: str, weights_path: Path | None, net_cfg
     x = bench_input(h, w, cfg.seed)
     load_before = _load()
     host: dict[str, Any] = {}
-    for name, make, reason in runners(export_dir, style, weights_path, net_cfg, cfg, x):
+    for name, make, reason in host_runners(export_dir, style, weights_path, net_cfg, cfg, x):
         host[name] = {"skipped": reason} if reason else bench_runner(make, cfg, f"bench {style} {name}")
     host.update(quantized_runtimes(export_dir, style, weights_path, net_cfg, cfg, x, heldout_dir))
 
@@ -451,7 +454,4 @@ def plot(result: dict, path: Path) -> Path:
     if values:
         ax.set_xlim(min(values + [budget]) / 3, max(v + e for v, e in zip(values, errs)) * 2.5)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

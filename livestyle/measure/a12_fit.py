@@ -5,7 +5,7 @@ Fitted on the article's single 66 ms point alone, the model returns 66 ms for th
 shipped network by construction. Here each published point (data/a12/points.yaml: the
 network, the device, the figure and where it was published) is costed the way bench
 costs a style: the network is converted to an fp16 mlprogram and
-livestyle.costmodel counts its ops. The free parameters of the per-op roofline are
+livestyle.measure.costmodel counts its ops. The free parameters of the per-op roofline are
 the sustained fraction of peak (`efficiency`) and the fixed cost per dispatched op
 (`dispatch_s`); they are fitted by least squares on log latency (a 2x error counts
 the same either way), on a grid: the model is not smooth (max(compute, memory) per
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from livestyle import costmodel
 from livestyle.errors import LivestyleError
+from livestyle.measure import costmodel
 
 # Keras applications whose architecture (not weights) the points name
 KERAS_APPS = ("MobileNet", "MobileNetV2", "Xception", "InceptionV3", "ResNet50", "VGG16")
@@ -86,8 +86,8 @@ def keras_network(spec: dict):
             raise LivestyleError("points", f"unknown keras_app {name!r} (have {', '.join(KERAS_APPS)})")
         return getattr(keras.applications, name)(weights=None, input_shape=(h, w, 3), **(spec.get("options") or {}))
     from livestyle.config import NetworkConfig
-    from livestyle.export import display_model
-    from livestyle.network import build_transformer
+    from livestyle.convert.export import display_model
+    from livestyle.model.network import build_transformer
 
     model = build_transformer(NetworkConfig(**spec["transformer"]), h, w)
     return display_model(model, tuple(spec["display"])) if spec.get("display") else model

@@ -27,9 +27,9 @@ import numpy as np
 from tqdm import tqdm
 
 from livestyle.atomic import atomic_path
+from livestyle.convert.runtime import Runner, apply, say
 from livestyle.errors import LivestyleError
-from livestyle.runtime import Runner, apply, say
-from livestyle.video import FfmpegWriter, fit, probe, read_frames
+from livestyle.media.video import FfmpegWriter, fit, probe, read_frames
 
 STRENGTH_STEP = 0.1
 

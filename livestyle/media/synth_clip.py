@@ -23,7 +23,7 @@ import numpy as np
 
 from livestyle.atomic import atomic_path
 from livestyle.config import check_section
-from livestyle.video import FfmpegWriter
+from livestyle.media.video import FfmpegWriter
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from livestyle.atomic import atomic_path
+from livestyle.convert.runtime import Runner, apply, resize, say
 from livestyle.errors import LivestyleError
 from livestyle.images import to_rgb
-from livestyle.runtime import Runner, apply, resize, say
-from livestyle.video import FfmpegWriter, expected_frames, ffmpeg_exe, probe, read_frames
+from livestyle.media.video import FfmpegWriter, expected_frames, ffmpeg_exe, probe, read_frames
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
 _ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")

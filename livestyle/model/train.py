@@ -1,7 +1,7 @@
 """Train one style: resumable training loop, with logs and samples.
 
 Two loops, one result format (train.loop): Keras' compiled train step fed from the host
-(any backend), or on the JAX backend livestyle.fastloop (many steps per compiled call,
+(any backend), or on the JAX backend livestyle.model.fastloop (many steps per compiled call,
 data on the device; ~an order of magnitude faster on a GPU).
 
 Resume is exact: batches are drawn from a generator seeded by (seed, step), and a
@@ -24,15 +24,15 @@ import numpy as np
 from tqdm import tqdm
 
 from livestyle.atomic import atomic_path, write_json, write_text
-from livestyle.augment import host_gains, overexpose
 from livestyle.config import WEIGHTS, StyleConfig, TrainConfig
-from livestyle.data import load_images
 from livestyle.errors import LivestyleError
-from livestyle.images import center_crop, grid, load_rgb, resize_short_side, save_png
-from livestyle.lossnet import build_lossnet
-from livestyle.network import build_transformer
-from livestyle.temporal import next_frames, start_step
-from livestyle.trainer import TERMS, StyleTrainer, style_grams
+from livestyle.images import center_crop, grid, load_rgb, resize_short_side, save_figure, save_png
+from livestyle.model.augment import host_gains, overexpose
+from livestyle.model.data import load_images
+from livestyle.model.lossnet import build_lossnet
+from livestyle.model.network import build_transformer
+from livestyle.model.temporal import next_frames, start_step
+from livestyle.model.trainer import TERMS, StyleTrainer, style_grams
 
 _TRAINING_CODE = ("train.py", "trainer.py", "losses.py", "lossnet.py", "network.py", "fastloop.py", "temporal.py")
 # the log holds what the run computed, no timings: a rerun or a resumed run writes the
@@ -238,9 +238,7 @@ def plot_losses(path: Path, rows: list[dict], style: str) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"training: {style}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def at_size(transformer: keras.Model, cfg: StyleConfig, size: int) -> keras.Model:
@@ -284,7 +282,7 @@ def resolve_loop(t: TrainConfig, files: list[Path]) -> str:
         raise LivestyleError("params.yaml", f"train.loop = jax needs the JAX backend (KERAS_BACKEND=jax), not {backend}")
     import jax
 
-    from livestyle.fastloop import fits_on_device
+    from livestyle.model.fastloop import fits_on_device
 
     if t.loop == "auto" and jax.default_backend() == "cpu":
         return "keras"
@@ -362,7 +360,7 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     bar = tqdm(total=t.steps, initial=step, desc=f"train {cfg.name}", unit="step")
     calls: list[float] = []
     if loop == "jax" and step < t.steps:
-        from livestyle.fastloop import train_loop
+        from livestyle.model.fastloop import train_loop
 
         end = t.steps if stop_after is None else min(t.steps, max(stop_after, step + 1))
         # images/s of each call; the first one compiles

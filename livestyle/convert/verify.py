@@ -1,8 +1,7 @@
 """Check that every exported model computes what the trained Keras model does.
 
-Each format runs on held-out frames on Linux: Core ML through the NumPy executors
-(livestyle.mil_exec for mlprogram, livestyle.nn_exec for neuralnetwork, because
-`MLModel.predict` needs macOS), TFLite through LiteRT, ONNX through ONNX Runtime.
+Each format runs on held-out frames through its runner (livestyle.convert.runners: on
+Linux, Core ML through the NumPy executors).
 
 Where the comparison happens: the Core ML models return the *display* size (the
 bilinear upscale is inside the model), TFLite/ONNX the model size. The Keras
@@ -19,24 +18,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from livestyle.config import check_section
+from livestyle.convert.runners import FORMATS, Frame, Runner, fit_frame, make_runner
 from livestyle.errors import LivestyleError
-from livestyle.export import MODEL_SUFFIX
 
-FORMATS = ("mlprogram", "neuralnetwork", "tflite", "onnx")
-_SUFFIX = {suffix: fmt for fmt, suffix in MODEL_SUFFIX.items()}
 # fp16 Core ML (and the fp16 rounding the executors emulate) costs ~25-35 dB of
 # headroom over fp32 formats; the defaults leave a margin over what tests measured
 DEFAULT_MIN_PSNR = {"mlprogram": 40.0, "neuralnetwork": 40.0, "tflite": 50.0, "onnx": 50.0}
 REQUIRED_METADATA = ("author", "license", "shortDescription")
 REQUIRED_USER_METADATA = ("style", "version")
-
-Frame = np.ndarray  # HWC RGB, uint8 or float 0..255
-Runner = Callable[[Frame], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -83,113 +77,12 @@ def psnr(a, b, peak: float = 255.0) -> float:
 
 def upscale(image_hwc: np.ndarray, height: int, width: int) -> np.ndarray:
     """Half-pixel bilinear resize (TF `Resizing`/Core ML `upsample_bilinear` semantics)."""
-    from livestyle.mil_exec import resize_bilinear
+    from livestyle.convert.mil_exec import resize_bilinear
 
     img = np.asarray(image_hwc, np.float32)
     if img.shape[:2] == (height, width):
         return img
     return resize_bilinear(img.transpose(2, 0, 1), height, width, "half_pixel").transpose(1, 2, 0)
-
-
-def fit_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Centre-crop to the model's aspect ratio, then area-resize: a held-out photo of any
-    size becomes a model input without distortion."""
-    import cv2
-
-    h, w = frame.shape[:2]
-    if (h, w) == (height, width):
-        return np.asarray(frame)
-    scale = max(height / h, width / w)
-    ch, cw = min(h, round(height / scale)), min(w, round(width / scale))
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
-    crop = np.ascontiguousarray(frame[y0 : y0 + ch, x0 : x0 + cw])
-    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
-
-
-# ------------------------------------------------------------------------ runners
-
-
-def format_of(path: str | os.PathLike) -> str:
-    fmt = _SUFFIX.get(Path(path).suffix)
-    if fmt is None:
-        raise LivestyleError(path, f"unknown model format (expected one of {', '.join(_SUFFIX)})")
-    return fmt
-
-
-def keras_reference(model) -> Runner:
-    """The trained Keras model (NHWC RGB 0..255 -> same) as a frame -> frame callable."""
-
-    def run(frame: Frame) -> np.ndarray:
-        x = np.asarray(frame, np.float32)[None]
-        return np.asarray(model(x, training=False), np.float32)[0]
-
-    return run
-
-
-def tflite_runner(path: str | os.PathLike, threads: int | None = None) -> Runner:
-    from ai_edge_litert.interpreter import Interpreter
-
-    # XNNPACK is LiteRT's default CPU delegate for float models
-    interp = Interpreter(model_path=str(path), num_threads=threads)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
-
-    def run(frame: Frame) -> np.ndarray:
-        x = np.asarray(frame, np.float32)[None]
-        if tuple(inp["shape"]) != x.shape:
-            raise LivestyleError(path, f"input is {tuple(inp['shape'])}, got a frame of {x.shape}")
-        scale, zero = inp.get("quantization", (0.0, 0))
-        if np.issubdtype(inp["dtype"], np.integer) and scale:
-            x = np.round(x / scale + zero)
-        interp.set_tensor(inp["index"], x.astype(inp["dtype"]))
-        interp.invoke()
-        y = interp.get_tensor(out["index"]).astype(np.float32)
-        scale, zero = out.get("quantization", (0.0, 0))
-        if np.issubdtype(out["dtype"], np.integer) and scale:
-            y = (y - zero) * scale
-        return y[0]
-
-    return run
-
-
-def onnx_runner(path: str | os.PathLike, threads: int = 2, settings=None) -> Runner:
-    """`settings`: a livestyle.ort_session.OrtConfig (params.yaml bench.onnx); None: its defaults."""
-    from livestyle.ort_session import session
-
-    sess = session(path, threads, settings)
-    name = sess.get_inputs()[0].name
-
-    def run(frame: Frame) -> np.ndarray:
-        return np.asarray(sess.run(None, {name: np.asarray(frame, np.float32)[None]})[0], np.float32)[0]
-
-    return run
-
-
-def coreml_runner(path: str | os.PathLike, emulate_fp16: bool = True) -> Runner:
-    """mlprogram or neuralnetwork via the NumPy executors (loaded once, run per frame)."""
-    if format_of(path) == "mlprogram":
-        from livestyle.mil_exec import MilProgram
-
-        model = MilProgram.load(path)
-    else:
-        from livestyle.nn_exec import NNModel
-
-        model = NNModel.load(path)
-    return lambda frame: model.run_image(frame, emulate_fp16=emulate_fp16)
-
-
-def make_runner(path: str | os.PathLike, fmt: str | None = None, emulate_fp16: bool = True) -> Runner:
-    fmt = fmt or format_of(path)
-    if not Path(path).exists():
-        raise LivestyleError(path, f"no such {fmt} model")
-    if fmt in ("mlprogram", "neuralnetwork"):
-        return coreml_runner(path, emulate_fp16)
-    if fmt == "tflite":
-        return tflite_runner(path)
-    if fmt == "onnx":
-        return onnx_runner(path)
-    raise LivestyleError(path, f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
 
 
 # --------------------------------------------------------------------- comparison
@@ -370,7 +263,7 @@ def save_comparison(path: str | os.PathLike, frame: Frame, reference: np.ndarray
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from livestyle.atomic import atomic_path
+    from livestyle.images import save_figure
 
     output = np.clip(np.asarray(output, np.float32), 0, 255)
     reference = np.clip(upscale(reference, *output.shape[:2]), 0, 255)
@@ -386,6 +279,4 @@ def save_comparison(path: str | os.PathLike, frame: Frame, reference: np.ndarray
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

@@ -1,6 +1,6 @@
 """A trained or exported style as one callable: (H, W, 3) uint8 RGB frame in, the
 stylized frame of the same size out. What `livestyle stylize` and the live camera
-loop run; the per-format runners themselves are verify's (one runner per format).
+loop run; it wraps the per-format runners of livestyle.convert.runners.
 
 - Keras weights (a trained style, or --model X.weights.h5 with params.yaml's network)
   run at any size: the network reflect-pads to a multiple of 4 and crops back.
@@ -62,7 +62,7 @@ class Runner:
         return y
 
     def _any(self, rgb: np.ndarray) -> np.ndarray:
-        from livestyle.network import padding_for
+        from livestyle.model.network import padding_for
 
         h, w = rgb.shape[:2]
         (t, b), (l, r) = padding_for(h, self.multiple), padding_for(w, self.multiple)
@@ -163,7 +163,7 @@ def open_style(name: str, params_path: str | os.PathLike = "params.yaml") -> Run
 
 
 def keras_runner(weights: Path, net, name: str, params_path) -> Runner:
-    from livestyle.export import stylizer
+    from livestyle.convert.export import stylizer
 
     stylize = stylizer(weights, net)
     try:  # load now: a mismatch is the user's first line, not a traceback mid-folder
@@ -221,7 +221,7 @@ def _image_input(path: Path, shape, what: str) -> tuple[int, int] | None:
 def _onnx(path: Path) -> Runner:
     import onnx
 
-    from livestyle.verify import onnx_runner
+    from livestyle.convert.runners import onnx_runner
 
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
@@ -242,7 +242,7 @@ def _onnx(path: Path) -> Runner:
 def _tflite(path: Path) -> Runner:
     from ai_edge_litert.interpreter import Interpreter
 
-    from livestyle.verify import tflite_runner
+    from livestyle.convert.runners import tflite_runner
 
     try:
         shape = Interpreter(model_path=str(path)).get_input_details()[0]["shape"]
@@ -258,10 +258,11 @@ def _coreml(path: Path) -> Runner:
     if sys.platform != "darwin":
         # the NumPy executors that verify uses take ~10 s a frame: a check, not a filter
         raise LivestyleError(path, "Core ML models run only on macOS: here use the style's .onnx or .tflite export, or --style NAME")
-    import coremltools as ct
     from PIL import Image
 
-    model = ct.models.MLModel(str(path))
+    from livestyle.convert.coreml_io import load_mlmodel
+
+    model = load_mlmodel(path, for_prediction=True)
     spec = model.get_spec()
     inp, out = spec.description.input[0], spec.description.output[0]
     if inp.type.WhichOneof("Type") != "imageType":

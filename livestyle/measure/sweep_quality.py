@@ -3,7 +3,7 @@ the quality-vs-latency and quality-vs-size fronts.
 
 Speed does not depend on the weights, quality does. The sweep times seeded variants;
 quality comes from the architectures trained with one schedule (data/sweep_trained,
-its README says how), each stylizing the same photos, scored by livestyle.quality's
+its README says how), each stylizing the same photos, scored by livestyle.measure.quality's
 measures that training does not optimise, beside a peer's published output of the
 first photo.
 
@@ -34,9 +34,9 @@ from livestyle.atomic import write_bytes, write_json
 from livestyle.config import NetworkConfig, _build, bounded
 from livestyle.errors import LivestyleError
 from livestyle.images import load_rgb
+from livestyle.measure.quality import METRICS, TEXTURE_MIN_SIDE, score
+from livestyle.measure.quality_report import cap_side
 from livestyle.provenance import file_sha256
-from livestyle.quality import METRICS, TEXTURE_MIN_SIDE, score
-from livestyle.quality_report import cap_side
 
 MANIFEST = "trained.json"
 INPUTS_README = "data/quality_inputs/README.md"
@@ -107,7 +107,7 @@ def trained_architectures(folder: str | Path | None) -> list[TrainedArch]:
 def load_trained(arch: TrainedArch, height: int, width: int, input_levels: tuple = (0, 255)):
     """The trained network built at height x width (with the inference input levels of
     NetworkConfig.input_levels), after checking the file's sha256."""
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
 
     if not arch.path.is_file():
         raise LivestyleError(arch.path, "trained weights missing (listed in the manifest)")
@@ -137,8 +137,8 @@ def pack_trained(src: str | Path, out: str | Path, recipes: Sequence[str | Path]
     """fp16 copies of scripts/gpu_ablate.py's architecture runs (src/NAME.weights.h5 and
     src/NAME.train.json) into `out`, with trained.json. A run named in several recipes
     comes from the last. `train`: the training section the runs used (profiles.gpu)."""
-    from livestyle.export import load_transformer
-    from livestyle.verify import psnr
+    from livestyle.convert.export import load_transformer
+    from livestyle.convert.verify import psnr
 
     runs: dict[str, dict] = {}
     for r in recipes:

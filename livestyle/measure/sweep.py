@@ -9,7 +9,7 @@ to a few minutes on 2 cores: 10 variants, 3 runs each (first dropped), width 32.
 
 Variants are the grid and every architecture of the trained manifest (`trained`);
 the trained ones also get quality figures against a peer's output and make the
-quality-vs-latency and quality-vs-size fronts (livestyle.sweep_quality).
+quality-vs-latency and quality-vs-size fronts (livestyle.measure.sweep_quality).
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from livestyle import costmodel
-from livestyle.atomic import atomic_path, write_json, write_text
-from livestyle.bench import bench_input, onnx_runner, summarize, tflite_runner, time_runs, _tf_threads
+from livestyle.atomic import write_json, write_text
 from livestyle.config import NetworkConfig, _build
 from livestyle.errors import LivestyleError
-from livestyle.quality import METRICS, fmt_figure
-from livestyle.sweep_quality import INPUTS_README, SweepQualityConfig, fronts, latency_keys, measure, trained_architectures, vs_peer
+from livestyle.images import save_figure
+from livestyle.measure import costmodel
+from livestyle.measure.bench import bench_input, onnx_runner, summarize, tflite_runner, time_runs, _tf_threads
+from livestyle.measure.quality import METRICS, fmt_figure
+from livestyle.measure.sweep_quality import INPUTS_README, SweepQualityConfig, fronts, latency_keys, measure, trained_architectures, vs_peer
 
 SWEEP_RUNTIMES = ("keras", "tflite", "onnx")
 
@@ -79,8 +80,8 @@ def arch_name(net: NetworkConfig) -> str:
 def _variant_row(net: NetworkConfig, cfg: SweepConfig, x: np.ndarray, tmp: Path) -> dict[str, Any]:
     import keras
 
-    from livestyle.export import convert_coreml, display_model, export_onnx, export_tflite
-    from livestyle.network import build_transformer
+    from livestyle.convert.export import convert_coreml, display_model, export_onnx, export_tflite
+    from livestyle.model.network import build_transformer
 
     h, w = x.shape[1:3]
     keras.utils.set_random_seed(cfg.seed)
@@ -217,7 +218,7 @@ def quality_markdown(result: dict) -> list[str]:
     tol = quality["tolerance"]
     photos = ", ".join(Path(p).name for p in quality["photos"])
     lines += [f"Each trained architecture stylizes {photos} (long side capped as the quality stage) and is scored against "
-              f"the painting {Path(quality['painting']).name} with livestyle.quality: texture (random-CNN Gram distance), "
+              f"the painting {Path(quality['painting']).name} with livestyle.measure.quality: texture (random-CNN Gram distance), "
               "colour (Lab sliced Wasserstein) and content (1 - multi-scale SSIM structure against the photo). "
               "All are distances, 0 = best; the table shows means over the photos.", ""]
     if not quality.get("peer"):
@@ -274,10 +275,7 @@ def plot(result: dict, path: Path) -> Path:
         for ax, (name, front) in zip(bottom, fronts):
             _plot_front(result, judged, name, front, ax)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def _plot_latency(result: dict, ax_h, ax_e) -> None:

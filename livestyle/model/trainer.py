@@ -11,8 +11,8 @@ import numpy as np
 from keras import ops
 
 from livestyle.config import LossConfig
-from livestyle.losses import content_loss, gram, style_loss, total_variation
-from livestyle.temporal import temporal_term
+from livestyle.model.losses import content_loss, gram, style_loss, total_variation
+from livestyle.model.temporal import temporal_term
 
 TERMS = ("loss", "content", "style", "tv", "temporal")
 
@@ -50,10 +50,10 @@ class StyleTrainer(keras.Model):
 
     def total_loss(self, x, y_pred, offset=None):
         """Weighted loss and its unweighted terms, in float32: the math of Keras' step
-        (compute_loss) and of livestyle.fastloop's.
+        (compute_loss) and of livestyle.model.fastloop's.
 
         With `offset` (the temporal loss on) x and y_pred hold frames then next frames
-        (livestyle.temporal.next_frames) and offset their (dy, dx) rows."""
+        (livestyle.model.temporal.next_frames) and offset their (dy, dx) rows."""
         x, y_pred = ops.cast(x, "float32"), ops.cast(y_pred, "float32")
         c = self.cfg
         temporal = ops.zeros((), "float32")

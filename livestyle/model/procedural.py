@@ -79,7 +79,7 @@ def render(name: str, seed: int = 0) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    """Write the built-in style images: python -m livestyle.procedural data/styles"""
+    """Write the built-in style images: python -m livestyle.model.procedural data/styles"""
     import sys
     from pathlib import Path
 

@@ -4,7 +4,7 @@ Per clip: frames decimated to the filter's rate, centre-cropped and scaled to th
 size, stylized there, upscaled bilinearly to the display size (what the exported Core
 ML model does inside itself), and encoded as H.264 mp4 (yuv420p: plays in browsers).
 Beside it: original | stylized side by side, a small GIF, a poster PNG, and the
-temporal flicker of the style against the clip's own (livestyle.flicker).
+temporal flicker of the style against the clip's own (livestyle.measure.flicker).
 
 Everything is streamed: decoder -> batch of `batch_size` frames -> writers' bounded
 queues, so memory does not grow with the clip's length.
@@ -30,9 +30,9 @@ from tqdm import tqdm
 from livestyle.atomic import atomic_path, write_text
 from livestyle.config import check_section
 from livestyle.errors import LivestyleError
-from livestyle.flicker import FlickerMeter
-from livestyle.synth_clip import SynthConfig, ensure_synth_clip
-from livestyle.video import FfmpegWriter, VideoInfo, expected_frames, fit, output_fps, probe, read_frames
+from livestyle.measure.flicker import FlickerMeter
+from livestyle.media.synth_clip import SynthConfig, ensure_synth_clip
+from livestyle.media.video import FfmpegWriter, VideoInfo, expected_frames, fit, output_fps, probe, read_frames
 
 Stylizer = Callable[[np.ndarray], np.ndarray]
 

@@ -18,7 +18,8 @@ import math
 import re
 from typing import Any, Mapping
 
-from livestyle.artifacts import StyleArtifacts
+from livestyle import markdown
+from livestyle.release.artifacts import StyleArtifacts
 
 NOT_RECORDED = "not recorded"
 # a key path mentioning one of these holds a modelled figure, not a measured one
@@ -99,9 +100,7 @@ def fmt(v: Any) -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return markdown.table(header, [[fmt(c) for c in row] for row in rows]) + "\n"
 
 
 def _bytes(n: Any) -> str:
@@ -336,7 +335,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         mean, photo = q["mean"], q["mean"].get("photo") or {}
         lines.append(f"\n## Quality ({q.get('photos', '?')} held-out photos; distances, 0 = best; quality/sheet.png shows them)\n\n")
         lines.append("Texture and colour against the painting, content against the photo, under measures training does not "
-                     "optimise (livestyle.quality); the unstylized photo is the baseline.\n\n")
+                     "optimise (livestyle.measure.quality); the unstylized photo is the baseline.\n\n")
         keys = [k for k in ("texture", "colour", "content", "lossnet_content", "lossnet_style") if k in mean]
         lines.append(_table(["measure", "ours", "photo"], [[k, mean[k], photo.get(k, NOT_RECORDED)] for k in keys]))
 

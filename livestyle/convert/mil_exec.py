@@ -958,7 +958,7 @@ class MilProgram:
             raise LivestyleError(path, f"not a readable Core ML model ({exc})") from None
         kind = spec.WhichOneof("Type")
         if kind != "mlProgram":
-            raise LivestyleError(path, f"is a {kind} model, not an mlprogram (use livestyle.nn_exec)")
+            raise LivestyleError(path, f"is a {kind} model, not an mlprogram (use livestyle.convert.nn_exec)")
         weights = path / WEIGHTS_SUBDIR
         prog = milproto_load(spec, spec.specificationVersion, str(weights) if weights.is_dir() else None)
         return cls(spec, prog, path)

@@ -47,7 +47,7 @@ class ExportConfig:
 
 
 def load_transformer(weights: Path, net: NetworkConfig, height: int, width: int):
-    from livestyle.network import build_transformer
+    from livestyle.model.network import build_transformer
 
     # the inference model: input levels apply here, never in training
     model = build_transformer(net, height, width, input_levels=net.input_levels)
@@ -202,7 +202,7 @@ def for_xnnpack(model):
     import keras
     from keras import layers
 
-    from livestyle.network import ReflectPad
+    from livestyle.model.network import ReflectPad
 
     slice_pad, upsample = _xnnpack_layers()
 
@@ -249,7 +249,7 @@ def _xnnpack_layers():
         parts = ([concat([row(i) for i in range(lo, 0, -1)], axis)] if lo else []) + [x]
         return concat(parts + ([concat([row(n - 2 - i) for i in range(hi)], axis)] if hi else []), axis)
 
-    from livestyle.network import ReflectPad
+    from livestyle.model.network import ReflectPad
 
     class SliceReflectPad(ReflectPad):
         def call(self, x):

@@ -11,7 +11,7 @@ equal the stylized frame moved by the same offset, away from the borders. The mo
 is known, so no optical flow enters training.
 
 The pair is drawn on the host here (the Keras loop) and on the device in
-livestyle.fastloop (the JAX loop), both as a function of (seed, step); both move
+livestyle.model.fastloop (the JAX loop), both as a function of (seed, step); both move
 pixels with `moved_window`.
 """
 

@@ -7,7 +7,7 @@ crops is brightened by a random gain and clipped, which makes exactly such regio
 the content target is the brightened crop, so the scene is kept and only the painting's
 treatment of saturated areas is learned.
 
-The gains are drawn on the host (the Keras loop) or on the device (livestyle.fastloop);
+The gains are drawn on the host (the Keras loop) or on the device (livestyle.model.fastloop);
 `overexpose` is written with array methods both NumPy and JAX arrays have.
 """
 

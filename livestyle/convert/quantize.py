@@ -1,5 +1,5 @@
 """Smaller and cheaper copies of an exported style: int8 and fp16, each calibrated on
-held-out photos and checked against the Keras model like livestyle.verify checks exports.
+held-out photos and checked against the Keras model like livestyle.convert.verify checks exports.
 
 - ONNX int8: static QDQ quantization (onnxruntime.quantization), activations uint8,
   weights int8 per output channel. Static, because dynamic quantization re-measures
@@ -22,6 +22,7 @@ import numpy as np
 
 from livestyle.atomic import atomic_path
 from livestyle.config import _build, bounded
+from livestyle.convert.coreml_io import load_mlmodel
 from livestyle.errors import LivestyleError
 
 VARIANTS = ("onnx_int8", "tflite_int8", "tflite_fp16", "mlprogram_int8")
@@ -48,7 +49,7 @@ class QuantizeConfig:
 def calibration_frames(photos: list[np.ndarray], n: int, height: int, width: int, min_crop: float = 0.5,
                        seed: int = 0) -> list[np.ndarray]:
     """`n` random crops of the photos (cycled), each fitted to height x width, float32 RGB."""
-    from livestyle.verify import fit_frame
+    from livestyle.convert.runners import fit_frame
 
     if not photos:
         raise LivestyleError("calibration", "no held-out photos to calibrate on")
@@ -107,7 +108,7 @@ def tflite_variant(transformer, dst: Path, mode: str, frames: list[np.ndarray] |
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from livestyle.export import _concrete_function, for_xnnpack
+    from livestyle.convert.export import _concrete_function, for_xnnpack
 
     _, concrete = _concrete_function(for_xnnpack(transformer))
     conv = tf.lite.TFLiteConverter.from_concrete_functions([convert_variables_to_constants_v2(concrete)])
@@ -127,10 +128,9 @@ def tflite_variant(transformer, dst: Path, mode: str, frames: list[np.ndarray] |
 
 def mlprogram_int8(src: Path, dst: Path) -> Path:
     """Core ML program with 8-bit linear (per-channel) weights; activations stay fp16."""
-    import coremltools as ct
     import coremltools.optimize.coreml as cto
 
-    model = ct.models.MLModel(str(src), skip_model_load=True)
+    model = load_mlmodel(src)
     cfg = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(mode="linear_symmetric", weight_threshold=0))
     small = cto.linear_quantize_weights(model, config=cfg)
     with atomic_path(dst) as out:

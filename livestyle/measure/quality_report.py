@@ -25,7 +25,7 @@ from livestyle.atomic import write_json
 from livestyle.config import _build
 from livestyle.errors import LivestyleError
 from livestyle.images import labelled_sheet, load_rgb, resize
-from livestyle.quality import METRICS, TEXTURE_MIN_SIDE, TEXTURE_SCALE, fmt_figure, mean_scores, score
+from livestyle.measure.quality import METRICS, TEXTURE_MIN_SIDE, TEXTURE_SCALE, fmt_figure, mean_scores, score
 
 Stylize = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 3) 0..255 -> same
 

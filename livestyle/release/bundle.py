@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from livestyle.artifacts import StyleArtifacts, read_json
 from livestyle.atomic import atomic_path
 from livestyle.config import STYLE_NAME, check_section
 from livestyle.errors import LivestyleError
 from livestyle.provenance import RECORD, check_export, mismatches, record_problem, tree_sha256
+from livestyle.release.artifacts import StyleArtifacts, read_json
 
 FORMAT = "livestyle-bundle/1"
 MANIFEST = "manifest.json"
@@ -157,7 +157,7 @@ def _tree_files(root: Path) -> list[Path]:
 
 def _style_entries(art: StyleArtifacts) -> tuple[dict[str, Path | bytes], dict[str, Any]]:
     """Archive name -> source (file path or bytes) for one style, and its manifest entry."""
-    from livestyle import modelcard
+    from livestyle.release import modelcard
 
     s = art.name
     if not STYLE_NAME.match(s):
@@ -273,7 +273,7 @@ def build_bundle(
     if not styles:
         raise LivestyleError(out_zip, "no styles to bundle")
 
-    from livestyle import modelcard
+    from livestyle.release import modelcard
 
     entries: dict[str, Path | bytes] = {}
     style_index: dict[str, Any] = {}

@@ -29,11 +29,11 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from livestyle.augment import overexpose
 from livestyle.config import TrainConfig
 from livestyle.images import center_crop, load_rgb, resize_short_side
-from livestyle.temporal import moved_window, start_step
-from livestyle.trainer import TERMS, StyleTrainer
+from livestyle.model.augment import overexpose
+from livestyle.model.temporal import moved_window, start_step
+from livestyle.model.trainer import TERMS, StyleTrainer
 # a larger training set stays on the host and the Keras loop trains on it
 _DATA_BUDGET = 8 << 30
 
@@ -70,7 +70,7 @@ def random_batch(data, step, *, seed: int, batch: int, size: int, highlight_prob
                  highlight_gain: float = 1.0):
     """Batch `step`: crops chosen without replacement (with, when there are fewer than
     a batch), a random size x size window of each and a random horizontal flip; a share
-    `highlight_prob` of them overexposed (livestyle.augment, gains from
+    `highlight_prob` of them overexposed (livestyle.model.augment, gains from
     fold_in(key(seed + 2), step), so batches without it are unchanged)."""
     k_pick, k_top, k_left, k_flip = jax.random.split(jax.random.fold_in(jax.random.key(seed), step), 4)
     n, h, w, _ = data.shape
@@ -93,7 +93,7 @@ def random_batch(data, step, *, seed: int, batch: int, size: int, highlight_prob
 
 
 def next_frames(batch, step, *, seed: int, shift: float, noise: float):
-    """livestyle.temporal.next_frames on the device: (frames and next frames, 2B; the
+    """livestyle.model.temporal.next_frames on the device: (frames and next frames, 2B; the
     offset rows (B, 2)), drawn from fold_in(key(seed + 1), step)."""
     k_move, k_noise = jax.random.split(jax.random.fold_in(jax.random.key(seed + 1), step))
     n, h, w, _ = batch.shape
