@@ -1,15 +1,22 @@
-"""Markdown tables: the one writer for the model card and the flow's reports."""
+"""Markdown tables: the one writer for the model card, the flow's reports, bench.md and sweep.md."""
 
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+_RULE = {"l": "---", "r": "---:"}  # the separator cell of a left- or right-aligned column
 
-def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str | None = None) -> str:
     """A GitHub-flavoured table of cells already formatted as text; no trailing newline.
 
-    A pipe or newline in a cell is the caller's to escape (each formats its own values).
+    `align`: one letter a column, "l" (left, `---`) or "r" (right, `---:`, for numbers);
+    all left when left out. A pipe or newline in a cell is the caller's to escape (each
+    formats its own values).
     """
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    align = "l" * len(header) if align is None else align
+    if len(align) != len(header) or not set(align) <= set(_RULE):
+        raise ValueError(f"align {align!r}: one of {'/'.join(_RULE)} for each of the {len(header)} columns")
+    lines = ["| " + " | ".join(header) + " |", "|" + "".join(_RULE[a] + "|" for a in align)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)

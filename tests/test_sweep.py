@@ -203,6 +203,8 @@ def test_quality_rows_fronts_markdown_and_plot(tmp_path):
     assert result["fronts"]["size"]["members"] == ["b1_full_w4"]
     md = markdown(result)
     header = next(line for line in md.splitlines() if line.startswith("| blocks"))
+    rule = md.splitlines()[md.splitlines().index(header) + 1]
+    assert rule.count("|") == header.count("|") and rule.startswith("|---|---|---|---|---:|")  # one cell a column
     assert all(c in header for c in ("| trained |", "| texture |", "| colour |", "| content |", "| vs peer |", "| at peer |"))
     assert "| peer (reference.png) |" in md and "| photo (unstylized) |" in md
     assert "**Rule.**" in md and "Smallest at peer quality" in md and "### Recommended" in md

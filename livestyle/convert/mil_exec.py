@@ -29,6 +29,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from livestyle.convert.coreml_io import load_spec
 from livestyle.errors import LivestyleError
 
 WEIGHTS_SUBDIR = os.path.join("Data", "com.apple.CoreML", "weights")
@@ -946,16 +947,10 @@ class MilProgram:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MilProgram":
-        import coremltools as ct
         from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
 
         path = Path(path)
-        if not path.exists():
-            raise LivestyleError(path, "no such Core ML model")
-        try:
-            spec = ct.utils.load_spec(str(path))
-        except Exception as exc:  # coremltools raises bare Exceptions for bad packages
-            raise LivestyleError(path, f"not a readable Core ML model ({exc})") from None
+        spec = load_spec(path)
         kind = spec.WhichOneof("Type")
         if kind != "mlProgram":
             raise LivestyleError(path, f"is a {kind} model, not an mlprogram (use livestyle.convert.nn_exec)")

@@ -22,6 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
+from livestyle.convert.coreml_io import load_spec
 from livestyle.errors import LivestyleError
 from livestyle.convert.mil_exec import (
     ImageIO,
@@ -326,16 +327,8 @@ class NNModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "NNModel":
-        import coremltools as ct
-
         path = Path(path)
-        if not path.exists():
-            raise LivestyleError(path, "no such Core ML model")
-        try:
-            spec = ct.utils.load_spec(str(path))
-        except Exception as exc:
-            raise LivestyleError(path, f"not a readable Core ML model ({exc})") from None
-        return cls(spec, path)
+        return cls(load_spec(path), path)
 
     def layer_types(self) -> list[str]:
         return sorted({layer.WhichOneof("layer") for layer in self.nn.layers})

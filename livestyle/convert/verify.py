@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from livestyle.config import check_section
+from livestyle.convert.coreml_io import load_spec
 from livestyle.convert.runners import FORMATS, Frame, Runner, fit_frame, make_runner
 from livestyle.errors import LivestyleError
 
@@ -195,15 +195,7 @@ def _spec_of(model):
         return model
     if hasattr(model, "get_spec"):
         return model.get_spec()
-    import coremltools as ct
-
-    path = Path(model)
-    if not path.exists():
-        raise LivestyleError(path, "no such Core ML model")
-    try:
-        return ct.utils.load_spec(str(path))
-    except Exception as exc:
-        raise LivestyleError(path, f"not a readable Core ML model ({exc})") from None
+    return load_spec(model)
 
 
 # -------------------------------------------------------------------------- driver

@@ -31,6 +31,7 @@ from livestyle.convert.ort_session import OrtConfig
 from livestyle.convert.quantize import QuantizeConfig
 from livestyle.errors import LivestyleError
 from livestyle.images import save_figure
+from livestyle.markdown import table
 from livestyle.measure import costmodel
 
 # *_int8/_fp16: copies of the exports made here, calibrated on held-out photos and
@@ -350,6 +351,16 @@ def _estimate_rows(result: dict) -> list[tuple[str, dict]]:
     return [(n, e) for n, e in est.items() if isinstance(e, dict) and "latency_ms_estimate" in e]
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _host_cells(name: str, s: dict) -> list[str]:
+    if "skipped" in s:
+        return [name, f"skipped: {s['skipped']}", "", "", "", ""]
+    return [name, f"{s['median_ms']:.1f}", f"{s['p90_ms']:.1f}", f"{s['mean_ms']:.1f}", f"{s['fps']:.2f}", _yes(s["meets_budget"])]
+
+
 def markdown(result: dict) -> str:
     size = result["size"]
     budget = result["budget"]
@@ -363,18 +374,12 @@ def markdown(result: dict) -> str:
         "",
         "## Host (measured)",
         "",
-        "| runtime | median ms | p90 ms | mean ms | fps | meets budget |",
-        "|---|---:|---:|---:|---:|---|",
     ]
     rows = dict(result["host"])
     tc = result.get("torch_comparison") or {}
     rows.update({k: v for k, v in tc.items() if k.startswith("torch_") and isinstance(v, dict) and "median_ms" in v})
-    for name, s in rows.items():
-        if "skipped" in s:
-            lines.append(f"| {name} | skipped: {s['skipped']} | | | | |")
-        else:
-            lines.append(f"| {name} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['mean_ms']:.1f} | {s['fps']:.2f} | "
-                         f"{'yes' if s['meets_budget'] else 'no'} |")
+    lines.append(table(["runtime", "median ms", "p90 ms", "mean ms", "fps", "meets budget"],
+                       [_host_cells(name, s) for name, s in rows.items()], align="lrrrrl"))
     if tc.get("speedup_vs_torch"):
         lines += ["", "Speed-up of the shipped model over PyTorch (torch median / runtime median): "
                   + ", ".join(f"{k} {v:.2f}x" for k, v in tc["speedup_vs_torch"].items())]
@@ -385,23 +390,21 @@ def markdown(result: dict) -> str:
             lines += ["", f"{what}: {f['runtime']}, {f['median_ms']:.1f} ms, {ratio:.2f}x the classic network."]
     quant = {n: r for n, r in result["host"].items() if "psnr_db" in r}
     if quant:
-        lines += ["", "## Quantized copies (calibrated on held-out crops, checked against Keras)", "",
-                  "| runtime | median ms | PSNR vs Keras dB (min) | bound dB | passed | size KiB | fp32 KiB |",
-                  "|---|---:|---:|---:|---|---:|---:|"]
-        for n, r in quant.items():
-            fp32 = f"{r['fp32_size_bytes'] / 1024:.0f}" if r.get("fp32_size_bytes") else ""
-            lines.append(f"| {n} | {r['median_ms']:.1f} | {r['psnr_db']['min']:.1f} | {r['min_psnr']:g} | "
-                         f"{'yes' if r['verified'] else 'no'} | {r['size_bytes'] / 1024:.0f} | {fp32} |")
+        lines += ["", "## Quantized copies (calibrated on held-out crops, checked against Keras)", "", table(
+            ["runtime", "median ms", "PSNR vs Keras dB (min)", "bound dB", "passed", "size KiB", "fp32 KiB"],
+            [[n, f"{r['median_ms']:.1f}", f"{r['psnr_db']['min']:.1f}", f"{r['min_psnr']:g}", _yes(r["verified"]),
+              f"{r['size_bytes'] / 1024:.0f}", f"{r['fp32_size_bytes'] / 1024:.0f}" if r.get("fp32_size_bytes") else ""]
+             for n, r in quant.items()], align="lrrrlrr")]
     elif tc.get("skipped"):
         lines += ["", f"PyTorch comparison skipped: {tc['skipped']}"]
     est = _estimate_rows(result)
     lines += ["", "## A12 (estimate, from the Core ML program's cost model)", ""]
     if est:
-        lines += ["| profile | latency ms (estimate) | fps (estimate) | compute ms (estimate) | memory ms (estimate) | meets budget (estimate) |",
-                  "|---|---:|---:|---:|---:|---|"]
-        for n, e in est:
-            lines.append(f"| {n} | {e['latency_ms_estimate']:.1f} | {e['fps_estimate']:.1f} | {e['compute_ms_estimate']:.1f} | "
-                         f"{e['memory_ms_estimate']:.1f} | {'yes' if e['meets_budget_estimate'] else 'no'} |")
+        lines.append(table(
+            ["profile", "latency ms (estimate)", "fps (estimate)", "compute ms (estimate)", "memory ms (estimate)",
+             "meets budget (estimate)"],
+            [[n, f"{e['latency_ms_estimate']:.1f}", f"{e['fps_estimate']:.1f}", f"{e['compute_ms_estimate']:.1f}",
+              f"{e['memory_ms_estimate']:.1f}", _yes(e["meets_budget_estimate"])] for n, e in est], align="lrrrrl"))
     else:
         lines.append(f"skipped: {(result.get('a12_estimate') or {}).get('skipped', 'no cost model')}")
     if "cost" in result:

@@ -27,6 +27,7 @@ from livestyle.atomic import write_json, write_text
 from livestyle.config import NetworkConfig, _build
 from livestyle.errors import LivestyleError
 from livestyle.images import save_figure
+from livestyle.markdown import table
 from livestyle.measure import costmodel
 from livestyle.measure.bench import bench_input, onnx_runner, summarize, tflite_runner, time_runs, _tf_threads
 from livestyle.measure.quality import METRICS, fmt_figure
@@ -188,20 +189,22 @@ def markdown(result: dict) -> str:
              f"{result['protocol']['runs']} runs per runtime, first {result['protocol']['drop_first']} dropped; "
              "latency from untrained seeded weights (speed does not depend on them); A12 columns are cost-model "
              "estimates; weights KiB: the Core ML program's fp16 weights. Quality columns (0 = best): trained "
-             "architectures only, see below.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4) + "---|"]
+             "architectures only, see below.", ""]
+    cells = []
     for r in rows:
         meets = ", ".join(k[:-len("_meets_budget_estimate")] for k in r if k.endswith("_meets_budget_estimate") and r[k]) or "none"
-        cells = [str(r["res_blocks"]), "separable" if r["separable"] else "full", str(r["width"]), r.get("trained") or "-",
-                 f"{r['gflops']:.1f}", f"{r['params']:,}", f"{r['weight_bytes'] / 1024:,.0f}"] \
-            + [f"{r[k]:.0f}" for k in host] + [f"{r[k]:.1f}" for k in est] + [meets] + _quality_cells(r.get("quality"), tol)
-        lines.append("| " + " | ".join(cells) + " |")
+        cells.append([str(r["res_blocks"]), "separable" if r["separable"] else "full", str(r["width"]), r.get("trained") or "-",
+                      f"{r['gflops']:.1f}", f"{r['params']:,}", f"{r['weight_bytes'] / 1024:,.0f}"]
+                     + [f"{r[k]:.0f}" for k in host] + [f"{r[k]:.1f}" for k in est] + [meets] + _quality_cells(r.get("quality"), tol))
     blank = ["-"] * (len(head) - 9)
     if quality.get("peer"):
         ref = Path(quality["reference"]).name
-        lines.append("| " + " | ".join([f"peer ({ref})", "", "", ""] + blank + _quality_cells({**quality["peer"], "vs_peer": None}, tol)) + " |")
+        cells.append([f"peer ({ref})", "", "", ""] + blank + _quality_cells({**quality["peer"], "vs_peer": None}, tol))
     if quality.get("photo"):
-        lines.append("| " + " | ".join(["photo (unstylized)", "", "", ""] + blank + _quality_cells({**quality["photo"], "vs_peer": None}, tol)) + " |")
+        cells.append(["photo (unstylized)", "", "", ""] + blank + _quality_cells({**quality["photo"], "vs_peer": None}, tol))
+    # text left (the variant, meets, at peer), figures right
+    align = "llll" + "r" * (3 + len(host) + len(est)) + "l" + "rrrr" + "l"
+    lines.append(table(head, cells, align=align))
     return "\n".join(lines + [""] + quality_markdown(result)) + "\n"
 
 
@@ -231,24 +234,24 @@ def quality_markdown(result: dict) -> list[str]:
     by = {r["arch"]: r for r in result["rows"]}
     for name, f in result["fronts"].items():
         title = "size (Core ML fp16 weight bytes)" if name == "size" else f"{name[:-len('_latency')]} latency (estimate)"
-        lines += [f"### Quality vs {title}", "", "| front member | trained | cost | vs peer | at peer |", "|---|---|---:|---:|---|"]
+        cells = []
         for m in f["members"]:
             r = by[m]
             cost = f"{r[f['cost']] / 1024:,.0f} KiB" if name == "size" else f"{r[f['cost']]:.1f} ms"
-            lines.append(f"| {m} | {r['trained']} | {cost} | " + " | ".join(_quality_cells(r["quality"], tol)[-2:]) + " |")
-        lines += ["", f"Smallest at peer quality: **{f['smallest_at_peer_quality'] or 'none'}**"
+            cells.append([m, r["trained"], cost] + _quality_cells(r["quality"], tol)[-2:])
+        lines += [f"### Quality vs {title}", "", table(["front member", "trained", "cost", "vs peer", "at peer"], cells, align="llrrl"),
+                  "", f"Smallest at peer quality: **{f['smallest_at_peer_quality'] or 'none'}**"
                   + (f" ({f['note']})" if f["note"] else ""), ""]
     lines += ["### Recommended (A12, estimates)", "",
               "The best-scoring architecture at peer quality whose latency estimate meets the frame budget; where none "
-              "is, the best-scoring one within the budget all the same.", "",
-              "| profile | " + " | ".join(f"{k} fps" for k in next(iter(result["recommended"].values()), {})) + " |",
-              "|---|" + "---|" * len(next(iter(result["recommended"].values()), {}))]
+              "is, the best-scoring one within the budget all the same.", ""]
+    cells = []
     for profile, picks in result["recommended"].items():
-        cells = [f"**{e['arch']}** ({_pick_text(e)})" if e["arch"] else f"none: {e['why']}" + (
-                 f"; best within {e['budget_ms']:.1f} ms: {e['closest_in_budget']['arch']} ({_pick_text(e['closest_in_budget'])})"
-                 if e.get("closest_in_budget") else "") for e in picks.values()]
-        lines.append(f"| {profile} | " + " | ".join(cells) + " |")
-    return lines + [""]
+        cells.append([profile] + [f"**{e['arch']}** ({_pick_text(e)})" if e["arch"] else f"none: {e['why']}" + (
+                      f"; best within {e['budget_ms']:.1f} ms: {e['closest_in_budget']['arch']} ({_pick_text(e['closest_in_budget'])})"
+                      if e.get("closest_in_budget") else "") for e in picks.values()])
+    fps = next(iter(result["recommended"].values()), {})
+    return lines + [table(["profile"] + [f"{k} fps" for k in fps], cells), ""]
 
 
 def plot(result: dict, path: Path) -> Path:
