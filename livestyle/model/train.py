@@ -15,7 +15,9 @@ import csv
 import hashlib
 import io
 import json
+import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -294,25 +296,42 @@ def resolve_loop(t: TrainConfig, files: list[Path]) -> str:
     return "keras"
 
 
+def ensure_fixed_hash_seed() -> None:
+    """Re-run this process's command line with PYTHONHASHSEED=0 unless it already has it.
+
+    Python salts str hashes per process, and somewhere below Keras that salt orders
+    floating-point sums: with one thread, four runs of the default style gave three
+    different weight files, with the seed fixed four the same. Call it before any work.
+    """
+    if os.environ.get("PYTHONHASHSEED") == "0":
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
+
+
 def deterministic_tensorflow() -> None:
     """Make a rerun or a resumed run of training give byte-identical outputs on this machine.
 
-    Op determinism alone is not enough on CPU: with several inter-op threads, the
-    gradient contributions of one tensor are summed in the order their ops finish, and
-    two runs of the default style differed in the last bits after two steps. One
-    inter-op thread fixes the order; each op still uses every core (intra-op threads),
-    and the default's steps ran no slower (measured: 4.8-5.4 img/s against 3.4-5.6).
+    Op determinism alone is not enough on CPU: with several threads, partial sums are
+    added in the order threads finish. Two runs of the default style's settings differed
+    after two steps; with one thread between ops but both inside them, 1 of 4 four-step
+    runs and a pair of 16-step runs still differed. One thread inside and between ops
+    gave the same weights every time, at 2.8-3.4 img/s against 3.1-3.2 with both cores
+    (measured with the second core busy; train.deterministic: false uses both).
     """
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-    if tf.config.threading.get_inter_op_parallelism_threads() == 1:
+    threading = tf.config.threading
+    if threading.get_inter_op_parallelism_threads() == threading.get_intra_op_parallelism_threads() == 1:
         return
     try:
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        threading.set_inter_op_parallelism_threads(1)
+        threading.set_intra_op_parallelism_threads(1)
     except RuntimeError:  # TensorFlow already ran an op in this process (a test, a notebook)
         print("note: TensorFlow was initialised before training; a rerun may differ in the last bits "
-              "(set TF_NUM_INTEROP_THREADS=1 for byte-identical runs)")
+              "(TF_NUM_INTEROP_THREADS=1 TF_NUM_INTRAOP_THREADS=1 for byte-identical runs)")
 
 
 def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: int = 4, stop_after: int | None = None) -> dict:
@@ -320,7 +339,12 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     t = cfg.train
     keras.utils.set_random_seed(t.seed)
     if keras.backend.backend() == "tensorflow":
-        deterministic_tensorflow()
+        import tensorflow as tf
+
+        if t.deterministic:
+            deterministic_tensorflow()
+        else:
+            tf.config.experimental.enable_op_determinism()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = load_images(prepared / "train")
     loop = resolve_loop(t, files)
