@@ -93,6 +93,17 @@ def test_checkpoint_of_other_settings_is_not_resumed(prepared, style_image, tmp_
     assert [int(r["step"]) for r in _log(tmp_path)] == list(range(1, 7))
 
 
+def _kill_at_checkpoint(proc: subprocess.Popen, out: Path, step: int) -> int:
+    """SIGKILL a training process once its checkpoint reaches `step`; the checkpoint's step."""
+    state = out / "checkpoint" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["step"] >= step):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return json.loads(state.read_text())["step"]
+
+
 @pytest.mark.slow
 def test_resume_after_kill_loses_nothing_before_the_checkpoint(prepared, style_image, tmp_path):
     out = tmp_path / "killed"
@@ -105,13 +116,7 @@ def test_resume_after_kill_loses_nothing_before_the_checkpoint(prepared, style_i
     cfg = tiny(style_image, steps=400)
     proc = subprocess.Popen([sys.executable, "-c", code, pickle.dumps(cfg).hex(), str(prepared), str(out)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "checkpoint" / "state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["step"] >= 4):
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = json.loads(state.read_text())["step"]
+    killed_at = _kill_at_checkpoint(proc, out, 4)
     assert 4 <= killed_at < 400
     assert not (out / "transformer.weights.h5").exists()  # a killed run leaves no final weights
     finish = tiny(style_image, steps=killed_at + 4)
@@ -208,11 +213,5 @@ def test_a_rerun_and_a_killed_and_resumed_run_of_the_train_stage_are_byte_identi
     assert run() == first
     shutil.rmtree(out)
     proc = subprocess.Popen(stage, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "checkpoint" / "state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["step"] >= 2):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert json.loads(state.read_text())["step"] < 6 and not (out / "transformer.weights.h5").exists()
+    assert _kill_at_checkpoint(proc, out, 2) < 6 and not (out / "transformer.weights.h5").exists()
     assert run() == first  # resumed from the checkpoint
