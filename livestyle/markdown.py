@@ -7,6 +7,13 @@ from typing import Iterable, Sequence
 _RULE = {"l": "---", "r": "---:"}  # the separator cell of a left- or right-aligned column
 
 
+def row(cells: Sequence[str]) -> str:
+    """One table line of cells already formatted as text: `| a | b |`. `table` writes
+    each of its lines with it; a caller that prints rows as they are computed uses it alone.
+    """
+    return "| " + " | ".join(cells) + " |"
+
+
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str | None = None) -> str:
     """A GitHub-flavoured table of cells already formatted as text; no trailing newline.
 
@@ -17,6 +24,4 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str | Non
     align = "l" * len(header) if align is None else align
     if len(align) != len(header) or not set(align) <= set(_RULE):
         raise ValueError(f"align {align!r}: one of {'/'.join(_RULE)} for each of the {len(header)} columns")
-    lines = ["| " + " | ".join(header) + " |", "|" + "".join(_RULE[a] + "|" for a in align)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join([row(header), "|" + "".join(_RULE[a] + "|" for a in align)] + [row(r) for r in rows])

@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from livestyle.atomic import write_json
+    from livestyle import markdown
     from livestyle.config import load_params
     from livestyle.measure import a12_fit, costmodel
 
@@ -60,10 +61,9 @@ def main(argv=None) -> int:
                       f"rms log error {f['rms_log_error']}")
                 if prof_name != next(iter(profiles)):
                     continue  # the profiles differ by peak alone: the same predictions, another efficiency
-                print("| held out | published ms | predicted ms | error % |")
-                print("|---|---:|---:|---:|")
-                for r in loo:
-                    print(f"| {r['name']} | {r['published_ms']:g} | {r['predicted_ms']:.1f} | {r['error_pct']:+.0f} |")
+                print(markdown.table(["held out", "published ms", "predicted ms", "error %"],
+                                     [[r["name"], f"{r['published_ms']:g}", f"{r['predicted_ms']:.1f}", f"{r['error_pct']:+.0f}"]
+                                      for r in loo], align="lrrr"))
                 print(f"median |error| {np.median(errs):.0f} %, max {errs.max():.0f} %")
     write_json(args.out, result)
     return 0

@@ -217,15 +217,17 @@ def print_table(rows: list[dict]) -> None:
     torch_ms = [r["median_ms"] for r in rows if r["group"] == "classic"]
     ref = sum(torch_ms) / len(torch_ms)
     print(f"\nclassic PyTorch 5 blocks: {ref:.0f} ms (mean of start and end medians)\n")
-    print("| setting | median ms | x classic | PSNR vs Keras dB | size KiB | partitions | GFLOPs |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    from livestyle import markdown
+
+    cells = []
     for r in rows:
         ms = r.get("median_ms")
-        cells = [r["label"], f"{ms:.0f}" if ms else "", f"{ref / ms:.1f}" if ms else "",
-                 f"{r['psnr_db_min']:.1f}" if "psnr_db_min" in r else "",
-                 f"{r['size_bytes'] / 1024:.0f}" if "size_bytes" in r else "", str(r.get("partitions", "")),
-                 str(r.get("gflops", ""))]
-        print("| " + " | ".join(cells) + " |")
+        cells.append([r["label"], f"{ms:.0f}" if ms else "", f"{ref / ms:.1f}" if ms else "",
+                      f"{r['psnr_db_min']:.1f}" if "psnr_db_min" in r else "",
+                      f"{r['size_bytes'] / 1024:.0f}" if "size_bytes" in r else "", str(r.get("partitions", "")),
+                      str(r.get("gflops", ""))])
+    print(markdown.table(["setting", "median ms", "x classic", "PSNR vs Keras dB", "size KiB", "partitions", "GFLOPs"],
+                         cells, align="lrrrrrr"))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from livestyle import markdown
 from livestyle.config import NetworkConfig, load_params
 from livestyle.convert.export import stylizer
 from livestyle.media.preview import PreviewConfig, render_clip
@@ -42,7 +43,8 @@ def main() -> None:
     for label, weights in (f.split("=", 1) for f in args.filters):
         m = render_clip(stylizer(Path(weights), net), label, args.clip, out / label, cfg, name="clip")
         rows[label] = {k: m[k] for k in ("pairs", "warp_error_stylized", "warp_error_original", "warp_error_ratio")}
-        print(f"| {label} | {m['pairs']} | {m['warp_error_stylized']:.5f} | {m['warp_error_original']:.5f} | {m['warp_error_ratio']:.2f} |", flush=True)
+        print(markdown.row([label, f"{m['pairs']}", f"{m['warp_error_stylized']:.5f}", f"{m['warp_error_original']:.5f}",
+                            f"{m['warp_error_ratio']:.2f}"]), flush=True)
     (out / "flicker.json").write_text(json.dumps(rows, indent=1))
     if args.side_by_side:
         a, b = args.side_by_side.split(",")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livestyle import markdown
 from livestyle.config import NetworkConfig, load_params, with_overrides
 from livestyle.convert.export import stylizer
 from livestyle.images import labelled_sheet, load_rgb
@@ -47,7 +48,7 @@ def main() -> None:
     net = NetworkConfig.from_params(with_overrides(load_params(profile=args.profile), args.set)["network"])
     net = dataclasses.replace(net, **({"norm": args.norm} if args.norm else {}),
                               **({"input_levels": tuple(args.input_levels)} if args.input_levels else {}))
-    rows, table = [], ["| style | image | texture | colour | content |", "|---|---|---:|---:|---:|"]
+    rows, figures = [], []
     for name, painting_path, peer_path, *filters in args.style:
         painting = load_rgb(painting_path)
         cells = [(f"{name}\n(painting)", painting)]
@@ -59,11 +60,11 @@ def main() -> None:
         scored = quality.score(photo, photo, painting, references={label: image for label, image in candidates[1:]})
         for label, image in candidates:
             f = scored["photo"] if label == "photo" else scored[label]
-            table.append(f"| {name} | {label} | {f['texture']:.2f} | {f['colour']:.2f} | {f['content']:.3f} |")
+            figures.append([name, label, f"{f['texture']:.2f}", f"{f['colour']:.2f}", f"{f['content']:.3f}"])
             cells.append((f"{label}\ntex {f['texture']:.2f}  col {f['colour']:.2f}  cont {f['content']:.3f}", image))
         rows.append(cells)
     labelled_sheet(rows, args.out, thumb_height=200)
-    print("\n".join(table))
+    print(markdown.table(["style", "image", "texture", "colour", "content"], figures, align="llrrr"))
 
 
 if __name__ == "__main__":

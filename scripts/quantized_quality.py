@@ -54,6 +54,7 @@ def main() -> None:
 
     from tqdm import tqdm
 
+    from livestyle import markdown
     from livestyle.config import NetworkConfig, load_params
     from livestyle.convert.export import ExportConfig, load_transformer
     from livestyle.convert.quantize import QuantizeConfig, calibration_frames, read_photos, size_bytes
@@ -94,15 +95,14 @@ def main() -> None:
             f = scored[label]
             size = "" if label in ("Keras fp32", "reference") else f"{size_bytes(made[label][0]) / 1024:.0f}"
             db = "" if label == "reference" else ("-" if label == "Keras fp32" else f"{psnrs[label]:.1f}")
-            rows.append(f"| {Path(photo_path).name} | {label} | {size} | {db} | {f['texture']:.2f} | {f['colour']:.2f} | {f['content']:.3f} |")
+            rows.append([Path(photo_path).name, label, size, db, f"{f['texture']:.2f}", f"{f['colour']:.2f}", f"{f['content']:.3f}"])
             results.setdefault(Path(photo_path).name, {})[label] = {
                 "size_kib": size or None, "psnr_db": None if db in ("", "-") else psnrs[label],
                 **{k: f[k] for k in ("texture", "colour", "content")}}
-    table = ["| photo | copy | KiB | PSNR vs Keras, dB | texture | colour | content |",
-             "|---|---|---:|---:|---:|---:|---:|", *rows]
-    (out / "quantized.md").write_text("\n".join(table) + "\n")
+    table = markdown.table(["photo", "copy", "KiB", "PSNR vs Keras, dB", "texture", "colour", "content"], rows, align="llrrrrr")
+    (out / "quantized.md").write_text(table + "\n")
     (out / "quantized.json").write_text(json.dumps(results, indent=1, default=str))
-    print("\n".join(table))
+    print(table)
 
 
 if __name__ == "__main__":
