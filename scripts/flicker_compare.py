@@ -40,6 +40,9 @@ def main() -> None:
     net = NetworkConfig.from_params(params.get("network"))
     out = Path(args.out)
     rows = {}
+    # a header first, then one row as each filter's clip finishes (a run takes minutes)
+    print(markdown.table(["filter", "frame pairs", "warp error, stylized", "warp error, input", "ratio"], [],
+                         align="lrrrr"), flush=True)
     for label, weights in (f.split("=", 1) for f in args.filters):
         m = render_clip(stylizer(Path(weights), net), label, args.clip, out / label, cfg, name="clip")
         rows[label] = {k: m[k] for k in ("pairs", "warp_error_stylized", "warp_error_original", "warp_error_ratio")}
