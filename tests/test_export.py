@@ -66,6 +66,32 @@ def test_exports_are_byte_identical(exported):
         assert not filecmp.dircmp(root / "a" / "demo.mlpackage" / sub, root / "b" / "demo.mlpackage" / sub).diff_files
 
 
+_EXPORT_IN_A_PROCESS = (
+    "import sys; from pathlib import Path; "
+    "from livestyle.config import NetworkConfig, StyleConfig; "
+    "from livestyle.convert.export import ExportConfig, export_style, model_metadata; "
+    "net = NetworkConfig(res_blocks=1, width=4); cfg = ExportConfig(sizes=((37, 20),), display=(74, 40)); "
+    "meta = model_metadata(StyleConfig(name='demo', image='x.png', network=net), cfg, '1.2.3'); "
+    "export_style(Path(sys.argv[1]), net, cfg, 'demo', meta, Path(sys.argv[2]))"
+)
+
+
+@pytest.mark.slow
+def test_exports_in_two_processes_are_byte_identical(exported, tmp_path):
+    # as two `dvc repro` runs do: protobuf orders a spec's map fields by a per-process
+    # hash seed, so the Core ML files differed between processes (not within one)
+    import subprocess
+    import sys
+
+    _, weights, _ = exported
+    for run in ("a", "b"):
+        subprocess.run([sys.executable, "-c", _EXPORT_IN_A_PROCESS, str(weights), str(tmp_path / run)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert Path("demo.mlmodel") in files and Path("demo.mlpackage/Data/com.apple.CoreML/model.mlmodel") in files
+    assert [(tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files] == [True] * len(files)
+
+
 def test_every_format_agrees_with_keras(exported):
     root, weights, _ = exported
     models = {"mlprogram": root / "a/demo.mlpackage", "neuralnetwork": root / "a/demo.mlmodel",

@@ -162,9 +162,25 @@ def export_coreml(keras_model, fmt: str, out_path: Path, meta: dict) -> Path:
         if fmt == "mlprogram":
             ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True).save(str(tmp))
             normalize_mlpackage(tmp)
+            canonical_spec_bytes(tmp / "Data" / "com.apple.CoreML" / "model.mlmodel")
         else:
             ct.utils.save_spec(spec, str(tmp))
+            canonical_spec_bytes(tmp)
     return out_path
+
+
+def canonical_spec_bytes(path: Path) -> None:
+    """Rewrite a Core ML spec file with its map fields in sorted order.
+
+    protobuf writes map entries (the metadata, the MIL program's attributes) in the
+    order of a hash table seeded per process, so two exports of the same weights in two
+    processes gave different bytes for the same model.
+    """
+    from coremltools.proto import Model_pb2
+
+    spec = Model_pb2.Model()
+    spec.ParseFromString(path.read_bytes())
+    path.write_bytes(spec.SerializeToString(deterministic=True))
 
 
 # -- other runtimes --------------------------------------------------------------
