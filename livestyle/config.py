@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -389,3 +390,14 @@ def style_config(params: dict[str, Any], name: str) -> StyleConfig:
     if entry:
         raise LivestyleError(PARAMS_FILE, f"unknown key(s) in styles.{name}: {', '.join(sorted(entry))}")
     return cfg
+
+
+def tracked_input(path: str | os.PathLike, root: str | os.PathLike, key: str) -> Path:
+    """A user's input named in params.yaml, checked to lie under `root`: a folder its
+    stage lists as a DVC dependency, so a replaced file reruns the stage. A symlink
+    placed under root counts (the path is not resolved), for data kept elsewhere."""
+    p, r = Path(os.path.abspath(path)), Path(os.path.abspath(root))
+    if r not in p.parents:
+        raise LivestyleError(PARAMS_FILE, f"{key}: {path} is not under {root}/: move or link it there, "
+                             "so DVC reruns the stage when it changes")
+    return Path(path)

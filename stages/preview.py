@@ -4,7 +4,7 @@ import dataclasses
 from pathlib import Path
 
 from livestyle.atomic import write_json
-from livestyle.config import WEIGHTS, load_params, style_config
+from livestyle.config import WEIGHTS, load_params, style_config, tracked_input
 from livestyle.convert.export import ExportConfig, stylizer
 from livestyle.errors import run_cli
 from livestyle.media.preview import PreviewConfig, render_style_previews
@@ -17,6 +17,8 @@ def main(argv):
     h, w = export.sizes[0]
     # model and display sizes are named once, in export:
     cfg = dataclasses.replace(PreviewConfig.from_params(params["preview"]), model_size=(h, w), display_size=tuple(export.display))
+    for i, clip in enumerate(cfg.clips):
+        tracked_input(clip, cfg.clips_dir, f"preview.clips[{i}]")
     # a landscape clip runs the model at the transposed size: stylizer builds each size once
     stylize = stylizer(Path("data/train", style, WEIGHTS), style_config(params, style).network)
     out = Path("data/preview", style)

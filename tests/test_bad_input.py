@@ -119,6 +119,11 @@ PARAMS_CASES = [
     ("preview.crf", 20.5, "stages.clip", "params.yaml: preview.crf: expected an integer, got 20.5"),
     ("preview.builtin.fps", "30", "stages.clip", "params.yaml: preview.builtin.fps: expected an integer, got '30'" + QUOTED),
     ("release.out_dir", 5, "stages.release", "params.yaml: release.out_dir: expected a string, got 5"),
+    # a user's source outside the folders the stages depend on: a replaced file would not rerun them
+    ("data.coco", "/elsewhere/coco", "stages.prepare", "params.yaml: data.coco: /elsewhere/coco is not under "
+     "data/raw/: move or link it there, so DVC reruns the stage when it changes"),
+    ("preview.clips", ["/elsewhere/fox.mp4"], "stages.preview", "params.yaml: preview.clips[0]: /elsewhere/fox.mp4 is "
+     "not under data/clips/: move or link it there, so DVC reruns the stage when it changes"),
 ]
 
 
@@ -591,3 +596,12 @@ def test_a_flow_run_ends_without_a_traceback(tmp_path):
     assert proc.returncode == 0, log[-3000:]
     assert "Finished in state Completed" in log
     assert "Error flushing" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_the_folders_users_inputs_must_lie_in_are_stage_dependencies():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert "${data.raw_dir}" in stages["prepare"]["deps"] and "${preview.clips_dir}" in stages["preview"]["do"]["deps"]
+    # the folders exist in a fresh clone, so DVC finds the dependency before any user data
+    assert (ROOT / params["data"]["raw_dir"] / "README.md").is_file()
+    assert (ROOT / params["preview"]["clips_dir"] / "README.md").is_file()

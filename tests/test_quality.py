@@ -211,7 +211,7 @@ def test_stage_names_a_missing_optional_file(tmp_path, monkeypatch, capsys):
     assert err == "error: params.yaml: quality.references.p[0].image: data/quality_inputs/nope.png does not exist"
     params["quality"]["extra_photos"] = [str(SHARED / "anywhere.jpg")]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(LivestyleError, match=r"quality.extra_photos\[0\].*not under quality.inputs_dir"):
+    with pytest.raises(LivestyleError, match=r"quality.extra_photos\[0\].*not under data/quality_inputs/"):
         stage.main(["p"])
 
 

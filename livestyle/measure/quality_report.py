@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from livestyle.atomic import write_json
-from livestyle.config import _build
+from livestyle.config import _build, tracked_input
 from livestyle.errors import LivestyleError
 from livestyle.images import labelled_sheet, load_rgb, resize
 from livestyle.measure.quality import METRICS, TEXTURE_MIN_SIDE, TEXTURE_SCALE, fmt_figure, mean_scores, score
@@ -55,10 +55,7 @@ class QualityConfig:
 
     def _input(self, path, key: str) -> Path:
         """An optional input file, checked: under inputs_dir (so DVC tracks it) and present."""
-        p = Path(str(path))
-        root = Path(self.inputs_dir)
-        if root.resolve() not in p.resolve().parents:
-            raise LivestyleError("params.yaml", f"{key}: {p} is not under quality.inputs_dir ({root}): copy it there, so DVC tracks it")
+        p = tracked_input(str(path), self.inputs_dir, key)
         if not p.is_file():
             raise LivestyleError("params.yaml", f"{key}: {p} does not exist")
         return p

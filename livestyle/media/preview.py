@@ -48,6 +48,7 @@ class PreviewConfig:
     model_size: tuple = (853, 480)
     display_size: tuple = (1920, 1080)
     clips: tuple = ()  # user clips; empty -> the built-in synthesized clip
+    clips_dir: str = "data/clips"  # user clips must lie here (preview depends on it)
     max_seconds: float = 10.0  # per clip
     batch_size: int = 1  # frames per stylize() call; 1 is what a camera filter does
     crf: int = 20  # x264 quality (lower = better, 18-23 is visually clean)

@@ -29,6 +29,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 @dataclass(frozen=True)
 class DataConfig:
     coco: str | None = ""  # a COCO train folder or zip; empty: the built-in set
+    raw_dir: str = "data/raw"  # data.coco must lie here (prepare depends on it), a symlink will do
     builtin: tuple = ("astronaut", "chelsea", "coffee", "rocket")
     max_images: int = bounded(0, 0)  # 0: all
     image_size: int = bounded(256, 16)  # training crop side
