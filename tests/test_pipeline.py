@@ -49,9 +49,10 @@ def project(tmp_path_factory):
     (root / "data").mkdir()
     shutil.copytree(ROOT / "data" / "styles", root / "data" / "styles")
     shutil.copytree(ROOT / "data" / "base", root / "data" / "base")  # a train dep
-    # what a clone has of the quality stage's optional inputs: the folder and its README
-    (root / "data" / "quality_inputs").mkdir()
-    shutil.copy(ROOT / "data" / "quality_inputs" / "README.md", root / "data" / "quality_inputs")
+    # what a clone has of the folders users' inputs lie in (stage deps): each with its README
+    for folder in ("quality_inputs", "raw", "clips"):
+        (root / "data" / folder).mkdir()
+        shutil.copy(ROOT / "data" / folder / "README.md", root / "data" / folder)
     shutil.copy(ROOT / "dvc.yaml", root / "dvc.yaml")
     params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
