@@ -324,7 +324,7 @@ class TrainConfig:
     highlight_prob: float = bounded(0.0, 0.0, 1.0)
     highlight_gain: float = bounded(1.6, 1.0, 4.0)
     # one TensorFlow thread and a fixed str hash seed, so a rerun or a resumed run gives
-    # byte-identical weights (livestyle.model.train.deterministic_tensorflow); false uses
+    # byte-identical weights (livestyle.model.train.single_thread_tensorflow); false uses
     # every core and may differ in the last bits
     deterministic: bool = True
 

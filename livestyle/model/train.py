@@ -310,8 +310,9 @@ def ensure_fixed_hash_seed() -> None:
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
 
 
-def deterministic_tensorflow() -> None:
-    """Make a rerun or a resumed run of training give byte-identical outputs on this machine.
+def single_thread_tensorflow() -> None:
+    """One TensorFlow thread inside and between ops, so a rerun or a resumed run of
+    training gives byte-identical outputs on this machine.
 
     Op determinism alone is not enough on CPU: with several threads, partial sums are
     added in the order threads finish. Two runs of the default style's settings differed
@@ -322,7 +323,6 @@ def deterministic_tensorflow() -> None:
     """
     import tensorflow as tf
 
-    tf.config.experimental.enable_op_determinism()
     threading = tf.config.threading
     if threading.get_inter_op_parallelism_threads() == threading.get_intra_op_parallelism_threads() == 1:
         return
@@ -341,10 +341,9 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
+        tf.config.experimental.enable_op_determinism()
         if t.deterministic:
-            deterministic_tensorflow()
-        else:
-            tf.config.experimental.enable_op_determinism()
+            single_thread_tensorflow()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = load_images(prepared / "train")
     loop = resolve_loop(t, files)
