@@ -119,7 +119,8 @@ def test_score_has_the_photo_baseline():
     p, ph = painting(), photo()
     stylized = np.clip(ph.astype(int) // 2 + p[:64, :80] // 2, 0, 255).astype(np.uint8)
     s = q.score(stylized, ph, p, references={"reference": p[:64, :80]})
-    assert set(s) == {"texture", "colour", "content", "texture_flat", "photo", "reference"}
+    assert set(s) == {"texture", "colour", "content", "flat_area", "texture_flat", "photo", "reference"}
+    assert set(s["photo"]) == set(s["reference"]) == {"texture", "colour", "content", "flat_area"}
     assert s["texture_flat"] == pytest.approx(q.texture_distance(np.full_like(ph, 90), p))  # any flat image
     assert s["photo"]["content"] == 0 and s["photo"]["texture"] > s["texture"]
     assert s["reference"]["texture"] < s["photo"]["texture"]
@@ -127,6 +128,20 @@ def test_score_has_the_photo_baseline():
     assert "texture" in table and "stylized/photo" in table.splitlines()[0] and "flat image" in table.splitlines()[-1]
     m = q.mean_scores([s, {**s, "texture": s["texture"] + 2}])
     assert m["texture"] == pytest.approx(s["texture"] + 1) and m["photo"] == pytest.approx(s["photo"])
+
+
+def test_flat_area_finds_a_painted_blob_and_ignores_texture_and_small_flat_spots():
+    rng = np.random.default_rng(0)
+    textured = rng.integers(0, 256, (120, 200, 3)).astype(np.uint8)  # a stroke-like busy frame
+    assert q.flat_area(textured) == 0.0
+    blob = textured.copy()
+    blob[10:70, 20:120] = (250, 245, 230)  # a cream blob over a quarter of the frame
+    # the patch loses a half window at each edge to the std window
+    assert 0.6 * 60 * 100 / blob.size * 3 < q.flat_area(blob) <= 60 * 100 / (120 * 200)
+    speck = textured.copy()
+    speck[5:15, 5:15] = 128  # 10x10 px: under FLAT_MIN_PATCH of the frame once the window trims it
+    assert q.flat_area(speck) == 0.0
+    assert q.flat_area(np.full((40, 60, 3), 200, np.uint8)) == 1.0  # all flat
 
 
 @pytest.mark.slow
@@ -176,7 +191,7 @@ def _warm_stylizer(weights, net):
 
 
 @pytest.mark.parametrize("keras_weights", [False, pytest.param(True, marks=pytest.mark.slow)])
-def test_stage_writes_metrics_dvc_reads_and_a_sheet(tmp_path, monkeypatch, keras_weights):
+def test_stage_writes_metrics_dvc_reads_and_a_sheet(tmp_path, monkeypatch, keras_weights, capsys):
     from stages import quality as stage
 
     _stage_tree(tmp_path, weights=keras_weights)
@@ -184,13 +199,14 @@ def test_stage_writes_metrics_dvc_reads_and_a_sheet(tmp_path, monkeypatch, keras
     if not keras_weights:
         monkeypatch.setattr(stage, "stylizer", _warm_stylizer)
     assert stage.main(["p"]) in (None, 0)
+    assert "flat area " in capsys.readouterr().out  # the blob figure is in the line a user reads
     # the path dvc.yaml declares as the stage's metrics file, for this style
     do = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["quality"]["do"]
     (metrics_path,) = [next(iter(m)) for m in do["metrics"]]
     assert do["metrics"][0][metrics_path] == {"cache": False}
     result = json.loads(Path(metrics_path.replace("${key}", "p")).read_text())
     assert result["photos"] == 2 and set(result["per_photo"]) == {"0000.png", "extra.png"}
-    for key in q.METRICS:
+    for key in (*q.METRICS, q.FLAT_METRIC):
         assert np.isfinite(result["mean"][key]) and np.isfinite(result["mean"]["photo"][key])
     assert "reference" in result["per_photo"]["extra.png"] and "reference" not in result["per_photo"]["0000.png"]
     assert result["flicker_ratio"] == 1.25

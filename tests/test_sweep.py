@@ -15,7 +15,7 @@ from livestyle.errors import LivestyleError  # noqa: E402
 from livestyle.measure.sweep import SweepConfig, add_quality, markdown, plot, quality_markdown, run_sweep  # noqa: E402
 from livestyle.provenance import file_sha256  # noqa: E402
 from livestyle.measure.sweep_quality import (  # noqa: E402
-    MANIFEST, SweepQualityConfig, TrainedArch, fronts, load_fp16, load_trained, pareto, save_fp16, trained_architectures,
+    MANIFEST, SweepQualityConfig, TrainedArch, at_peer_quality, fronts, load_fp16, load_trained, pareto, save_fp16, trained_architectures, vs_peer,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,6 +97,19 @@ def test_fronts_smallest_at_peer_quality_and_recommendations():
     assert rec["30"]["closest_in_budget"] == {"arch": "small", "trained": "t_small", "latency_ms_estimate": 30.0, "vs_peer": 1.3}
 
 
+def test_a_blob_rules_a_network_out_of_peer_quality_whatever_its_score():
+    peer = {"texture": 0.36, "colour": 5.7, "content": 0.21, "flat_area": 0.0}
+    clean = vs_peer({"texture": 0.38, "colour": 4.8, "content": 0.23, "flat_area": 0.0}, peer, flat_tolerance=0.01)
+    blob = vs_peer({"texture": 0.34, "colour": 5.7, "content": 0.20, "flat_area": 0.043}, peer, flat_tolerance=0.01)
+    assert not clean["blob"] and at_peer_quality(clean, 0.10)
+    assert blob["score"] < clean["score"] and blob["blob"] and not at_peer_quality(blob, 0.10)
+    rows = [_row("clean", 40.0, 140, clean["score"]), _row("blobby", 50.0, 960, blob["score"])]
+    rows[0]["quality"]["vs_peer"], rows[1]["quality"]["vs_peer"] = clean, blob
+    out = fronts(rows, tolerance=0.10, fps=(15,))
+    assert out["recommended"]["a12_gpu"]["15"]["arch"] == "clean"  # the better score has a blob
+    assert out["fronts"]["size"]["smallest_at_peer_quality"] == "clean"
+
+
 # ---------------------------------------------------------------- trained weights
 
 
@@ -158,7 +171,8 @@ def test_committed_trained_architectures_load_and_match_their_manifest():
         e = manifest[a.name]
         model = load_trained(a, 16, 16)  # checks the sha256
         assert model.count_params() == e["params"], a.name
-        assert e["fp16_psnr_db_vs_fp32"] > 40 and e["steps"] == 600 and (ROOT / e["recipe"]).is_file()
+        assert e["fp16_psnr_db_vs_fp32"] > 40 and e["steps"] == 3000 and (ROOT / e["recipe"]).is_file()
+        assert tuple(e["input_levels"]) == a.input_levels == (0, 255)  # trained on overexposed crops
 
 
 # ---------------------------------------------------------------- quality
@@ -195,9 +209,9 @@ def test_quality_rows_fronts_markdown_and_plot(tmp_path):
                  gflops=0.2, params=12000, keras_median_ms=4.0, a12_gpu_meets_budget_estimate=True)]
     quality = add_quality(rows, [arch], cfg)
     q = rows[0]["quality"]
-    assert rows[1]["quality"] is None and set(q) == {"texture", "colour", "content", "vs_peer"}
+    assert rows[1]["quality"] is None and set(q) == {"texture", "colour", "content", "flat_area", "vs_peer"}
     assert all(np.isfinite(q[k]) for k in ("texture", "colour", "content"))
-    assert set(quality["peer"]) == {"texture", "colour", "content"} and quality["photo"]["content"] == 0.0
+    assert set(quality["peer"]) == {"texture", "colour", "content", "flat_area"} and quality["photo"]["content"] == 0.0
     result = {"rows": rows, "quality": quality, "size": {"height": 16, "width": 24}, "budget": {"fps": 15, "ms": 66.67},
               "protocol": {"runs": 2, "drop_first": 1}, **fronts(rows, cfg.tolerance, cfg.fps)}
     assert result["fronts"]["size"]["members"] == ["b1_full_w4"]

@@ -9,6 +9,9 @@ losing to them by eye). So the headline figures here use nothing the training se
   synthesise it). No model trains against these filters.
 - colour_distance: sliced Wasserstein distance between the Lab pixel distributions.
 - content_distance: how much of the photo's structure (SSIM's structure term) is lost.
+- flat_area: the share of the frame in large flat patches. Filters fail by painting
+  a flat white or cream blob over a bright sky, which the three distances above hardly
+  see (docs/ABLATIONS.md sections 8-10); a painting has none.
 - lossnet_distances: the training loss itself, for comparison only.
 
 Every figure is a distance: 0 is best, and `score` adds the unstylized photo's figures
@@ -47,6 +50,14 @@ COLOUR_QUANTILES = 256
 # of 65536 samples are exact to well under a Lab unit, and sorting stays fast
 COLOUR_MAX_PIXELS = 1 << 16
 METRICS = ("texture", "colour", "content")
+# flat_area: a pixel is flat where its luminance's std over a FLAT_WINDOW square is under
+# FLAT_STD (0..255; JPEG noise alone is above it), counted in 4-connected patches of at
+# least FLAT_MIN_PATCH of the frame. Measured on chicago.jpg at 712x474: the peer's
+# outputs 0, our blob-free filters 0, the white and cream blobs 0.023-0.043.
+FLAT_METRIC = "flat_area"
+FLAT_WINDOW = 9
+FLAT_STD = 1.0
+FLAT_MIN_PATCH = 0.005
 LOSSNET_METRICS = ("lossnet_content", "lossnet_style")
 
 
@@ -55,6 +66,20 @@ def _rgb(image) -> np.ndarray:
     if a.ndim != 3 or a.shape[2] < 3:
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
     return a if a.shape[2] == 3 and a.dtype == np.float32 else a[..., :3].astype(np.float32)
+
+
+def flat_area(image) -> float:
+    """Share of the image (0..1) in flat patches of at least FLAT_MIN_PATCH of it: a
+    blob a filter painted, or a photo's own flat sky left unpainted."""
+    rgb = _rgb(image)
+    y = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    mean = ndimage.uniform_filter(y, FLAT_WINDOW, mode="reflect")
+    var = ndimage.uniform_filter(y * y, FLAT_WINDOW, mode="reflect") - mean * mean
+    labels, n = ndimage.label(var < FLAT_STD**2)  # 4-connected by default
+    if n == 0:
+        return 0.0
+    areas = np.bincount(labels.ravel())[1:] / y.size
+    return float(areas[areas >= FLAT_MIN_PATCH].sum())
 
 
 # ---------------------------------------------------------------- resampling
@@ -348,8 +373,8 @@ def score(stylized, photo, painting, loss_cfg=None, seed: int = 0, references: M
     under "photo" (its content distance is 0 by definition): the photo is where a
     filter starts, so stylized/photo says how far it moved toward the painting.
 
-    {"texture", "colour", "content", ["lossnet_content", "lossnet_style"], "texture_flat",
-     "photo": {same keys}, [name: {same keys} for each of `references`]}
+    {"texture", "colour", "content", "flat_area", ["lossnet_content", "lossnet_style"],
+     "texture_flat", "photo": {same keys}, [name: {same keys} for each of `references`]}
 
     texture_flat is what any flat (textureless) image scores on texture: the Gram
     MSE rewards low feature energy, so a filter that paints flat fields can look
@@ -375,6 +400,7 @@ def score(stylized, photo, painting, loss_cfg=None, seed: int = 0, references: M
             "texture": gram_distance(texture_grams(image, seed), reference_grams[side]),
             "colour": colour_distance(image, reference, seed=seed),
             "content": 0.0 if name == "photo" else content_distance(image, photo),
+            FLAT_METRIC: flat_area(image),
         }
     if loss_cfg is not None:
         for name, values in _lossnet_figures(candidates, photo, painting, loss_cfg).items():
@@ -409,13 +435,14 @@ def format_table(figures: Mapping[str, Any], columns: tuple[str, ...] = ()) -> s
         "texture": "texture (random CNN Gram)",
         "colour": "colour (Lab sliced W1)",
         "content": "content (1 - MS structure)",
+        FLAT_METRIC: "flat area (blobs, share)",
         "lossnet_content": "lossnet content (training)",
         "lossnet_style": "lossnet style (training)",
     }
     names = ["stylized", *columns, "photo"]
     rows = [["measure (0 = best)", *names, "stylized/photo"]]
     photo = figures.get("photo", {})
-    for key in (*METRICS, *LOSSNET_METRICS):
+    for key in (*METRICS, FLAT_METRIC, *LOSSNET_METRICS):
         if key not in figures:
             continue
         values = [figures[key], *(figures[c].get(key) for c in columns), photo.get(key)]

@@ -25,7 +25,7 @@ from livestyle.atomic import write_json
 from livestyle.config import _build, tracked_input
 from livestyle.errors import LivestyleError
 from livestyle.images import labelled_sheet, load_rgb, resize
-from livestyle.measure.quality import METRICS, TEXTURE_MIN_SIDE, TEXTURE_SCALE, fmt_figure, mean_scores, score
+from livestyle.measure.quality import FLAT_METRIC, METRICS, TEXTURE_MIN_SIDE, TEXTURE_SCALE, fmt_figure, mean_scores, score
 
 Stylize = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 3) 0..255 -> same
 
@@ -152,4 +152,6 @@ def evaluate_style(
 def summary_line(result: Mapping[str, Any]) -> str:
     mean = result["mean"]
     parts = [f"{k} {fmt_figure(mean[k])} (photo {fmt_figure(mean['photo'][k])})" for k in METRICS]
+    if FLAT_METRIC in mean:  # blobs: the distances above hardly see them
+        parts.append(f"flat area {100 * mean[FLAT_METRIC]:.1f}% (photo {100 * mean['photo'][FLAT_METRIC]:.1f}%)")
     return f"{result['style']}: {result['photos']} photo(s), " + ", ".join(parts)

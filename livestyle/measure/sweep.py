@@ -30,8 +30,9 @@ from livestyle.images import save_figure
 from livestyle.markdown import table
 from livestyle.measure import costmodel
 from livestyle.measure.bench import bench_input, onnx_runner, summarize, tflite_runner, time_runs, _tf_threads
-from livestyle.measure.quality import METRICS, fmt_figure
-from livestyle.measure.sweep_quality import INPUTS_README, SweepQualityConfig, fronts, latency_keys, measure, trained_architectures, vs_peer
+from livestyle.measure.quality import FLAT_METRIC, METRICS, fmt_figure
+from livestyle.measure.sweep_quality import (INPUTS_README, SweepQualityConfig, at_peer_quality, fronts, latency_keys,
+                                             measure, trained_architectures, vs_peer)
 
 SWEEP_RUNTIMES = ("keras", "tflite", "onnx")
 
@@ -157,19 +158,20 @@ def add_quality(rows: list[dict], archs, cfg: SweepQualityConfig) -> dict[str, A
     for row in rows:
         if row["trained"]:
             figures = q["architectures"][row["trained"]]
-            row["quality"] = {**{k: round(figures[k], 4) for k in METRICS},
-                              "vs_peer": vs_peer(figures["first_photo"], q["peer"]) if q["peer"] else None}
+            row["quality"] = {**{k: round(figures[k], 4) for k in (*METRICS, FLAT_METRIC)},
+                              "vs_peer": vs_peer(figures["first_photo"], q["peer"], cfg.flat_tolerance) if q["peer"] else None}
     return q
 
 
 def _quality_cells(q: dict | None, tolerance: float) -> list[str]:
     if not q:
-        return ["-"] * 5
+        return ["-"] * 6
     vp = q.get("vs_peer")
-    at = "-" if not vp else ("yes" if vp["score"] <= 1 + tolerance else "no")
+    at = "-" if not vp else ("yes" if at_peer_quality(vp, tolerance) else "no (blob)" if vp.get("blob") else "no")
     # the measure that sets the score, so a reader sees what keeps a network from the peer
     worst = max(METRICS, key=lambda k: vp[k]) if vp else None
-    return [fmt_figure(q[k]) for k in METRICS] + [f"{vp['score']:.2f} ({worst})" if vp else "-", at]
+    flat = f"{100 * q[FLAT_METRIC]:.1f}" if FLAT_METRIC in q else "-"
+    return [fmt_figure(q[k]) for k in METRICS] + [flat, f"{vp['score']:.2f} ({worst})" if vp else "-", at]
 
 
 def markdown(result: dict) -> str:
@@ -184,7 +186,7 @@ def markdown(result: dict) -> str:
     head = ["blocks", "convs", "width", "trained", "GFLOPs", "params", "weights KiB"] \
         + [f"{k[:-len('_median_ms')]} ms (host)" for k in host] \
         + [f"{k[:-len('_latency_ms_estimate')]} ms (estimate)" for k in est] + [f"meets {result['budget']['fps']:g} fps (estimate)"] \
-        + ["texture", "colour", "content", "vs peer", "at peer"]
+        + ["texture", "colour", "content", "flat %", "vs peer", "at peer"]
     lines = [f"# Architecture sweep at {s['width']}x{s['height']}", "",
              f"{result['protocol']['runs']} runs per runtime, first {result['protocol']['drop_first']} dropped; "
              "latency from untrained seeded weights (speed does not depend on them); A12 columns are cost-model "
@@ -196,14 +198,14 @@ def markdown(result: dict) -> str:
         cells.append([str(r["res_blocks"]), "separable" if r["separable"] else "full", str(r["width"]), r.get("trained") or "-",
                       f"{r['gflops']:.1f}", f"{r['params']:,}", f"{r['weight_bytes'] / 1024:,.0f}"]
                      + [f"{r[k]:.0f}" for k in host] + [f"{r[k]:.1f}" for k in est] + [meets] + _quality_cells(r.get("quality"), tol))
-    blank = ["-"] * (len(head) - 9)
+    blank = ["-"] * (len(head) - 10)
     if quality.get("peer"):
         ref = Path(quality["reference"]).name
         cells.append([f"peer ({ref})", "", "", ""] + blank + _quality_cells({**quality["peer"], "vs_peer": None}, tol))
     if quality.get("photo"):
         cells.append(["photo (unstylized)", "", "", ""] + blank + _quality_cells({**quality["photo"], "vs_peer": None}, tol))
     # text left (the variant, meets, at peer), figures right
-    align = "llll" + "r" * (3 + len(host) + len(est)) + "l" + "rrrr" + "l"
+    align = "llll" + "r" * (3 + len(host) + len(est)) + "l" + "rrrrr" + "l"
     lines.append(table(head, cells, align=align))
     return "\n".join(lines + [""] + quality_markdown(result)) + "\n"
 
@@ -229,8 +231,12 @@ def quality_markdown(result: dict) -> list[str]:
     lines += [f"**Rule.** On the peer's photo ({Path(quality['photos'][0]).name}) each distance is divided by the peer's "
               f"({Path(quality['reference']).name}); *vs peer* is the worst of the three ratios (1.00 = the peer's figures, "
               f"lower = better). An architecture is **at peer quality** when vs peer <= {1 + tol:.2f}: no distance more than "
-              f"{tol:.0%} worse than the peer's. A front is the Pareto set over (cost, vs peer); its smallest member at "
-              "peer quality is the answer to how small the network can get before it looks worse than the peer.", ""]
+              f"{tol:.0%} worse than the peer's, **and no blob**: *flat %*, the share of the frame in large flat patches "
+              "(livestyle.measure.quality.flat_area), at most "
+              f"{100 * quality.get('flat_tolerance', 0.0):.0f} point(s) above the peer's; the distances hardly see a flat white "
+              "sky, so a blob rules a network out whatever its score. A front is the Pareto set over (cost, vs peer); its "
+              "smallest member at peer quality is the answer to how small the network can get before it looks worse than "
+              "the peer.", ""]
     by = {r["arch"]: r for r in result["rows"]}
     for name, f in result["fronts"].items():
         title = "size (Core ML fp16 weight bytes)" if name == "size" else f"{name[:-len('_latency')]} latency (estimate)"
@@ -326,7 +332,11 @@ def _plot_front(result: dict, judged: list[dict], name: str, front: dict, ax) ->
         member = r["arch"] in front["members"]
         ax.scatter(r[key] * scale, q, s=50 if member else 30, zorder=3,
                    color="#4c72b0" if member else "#999999", marker="o" if not r["separable"] else "s")
-        ax.annotate(r["arch"], (r[key] * scale, q), textcoords="offset points", xytext=(5, 4), fontsize=7.5)
+        blob = r["quality"]["vs_peer"].get("blob")  # ruled out of peer quality whatever its score
+        if blob:
+            ax.scatter(r[key] * scale, q, s=120, zorder=2, facecolors="none", edgecolors="#c44e52")
+        ax.annotate(r["arch"] + (" (blob)" if blob else ""), (r[key] * scale, q), textcoords="offset points",
+                    xytext=(5, 4), fontsize=7.5, color="#c44e52" if blob else "black")
     pts = sorted((by[key] * scale, by["quality"]["vs_peer"]["score"]) for by in judged if by["arch"] in front["members"])
     if pts:
         ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color="#4c72b0", label="Pareto front")

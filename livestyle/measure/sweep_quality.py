@@ -21,10 +21,11 @@ copy's output against the fp32 original (PSNR, recorded in the manifest).
 
 from __future__ import annotations
 
+
 import io
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -34,7 +35,7 @@ from livestyle.atomic import write_bytes, write_json
 from livestyle.config import NetworkConfig, _build, bounded
 from livestyle.errors import LivestyleError
 from livestyle.images import load_rgb
-from livestyle.measure.quality import METRICS, TEXTURE_MIN_SIDE, score
+from livestyle.measure.quality import FLAT_METRIC, METRICS, TEXTURE_MIN_SIDE, score
 from livestyle.measure.quality_report import cap_side
 from livestyle.provenance import file_sha256
 
@@ -87,6 +88,7 @@ class TrainedArch:
     net: NetworkConfig
     path: Path
     sha256: str
+    input_levels: tuple | None = None  # as trained.json records; None: sweep.quality.input_levels
 
 
 def trained_architectures(folder: str | Path | None) -> list[TrainedArch]:
@@ -101,7 +103,8 @@ def trained_architectures(folder: str | Path | None) -> list[TrainedArch]:
     except (ValueError, KeyError) as exc:
         raise LivestyleError(manifest, f"not a trained-architecture manifest ({exc.__class__.__name__})") from None
     return [TrainedArch(name, NetworkConfig(res_blocks=e["res_blocks"], width=e["width"], separable=e["separable"]),
-                        Path(folder) / e["file"], e["sha256"]) for name, e in entries.items()]
+                        Path(folder) / e["file"], e["sha256"],
+                        tuple(e["input_levels"]) if e.get("input_levels") else None) for name, e in entries.items()]
 
 
 def load_trained(arch: TrainedArch, height: int, width: int, input_levels: tuple = (0, 255)):
@@ -133,10 +136,12 @@ def _recipe_runs(recipe: Path) -> dict[str, dict]:
 
 
 def pack_trained(src: str | Path, out: str | Path, recipes: Sequence[str | Path], photo: str | Path,
-                 train: Mapping[str, Any], max_side: int = 712) -> dict:
+                 train: Mapping[str, Any], max_side: int = 712, input_levels: Sequence[int] | None = None) -> dict:
     """fp16 copies of scripts/gpu_ablate.py's architecture runs (src/NAME.weights.h5 and
     src/NAME.train.json) into `out`, with trained.json. A run named in several recipes
-    comes from the last. `train`: the training section the runs used (profiles.gpu)."""
+    comes from the last. `train`: the training section the runs used (profiles.gpu);
+    `input_levels`: the inference levels they ship with (the profile's network.input_levels),
+    recorded so the sweep scores them as deployed."""
     from livestyle.convert.export import load_transformer
     from livestyle.convert.verify import psnr
 
@@ -147,9 +152,10 @@ def pack_trained(src: str | Path, out: str | Path, recipes: Sequence[str | Path]
     entries = {}
     for name, run in runs.items():
         log = json.loads((Path(src) / f"{name}.train.json").read_text())
-        original = load_transformer(Path(src) / f"{name}.weights.h5", run["net"], *image.shape[1:3])
+        net = replace(run["net"], input_levels=tuple(input_levels)) if input_levels else run["net"]
+        original = load_transformer(Path(src) / f"{name}.weights.h5", net, *image.shape[1:3])
         sha = save_fp16(original, Path(out) / f"{name}.npz")
-        copy = load_trained(TrainedArch(name, run["net"], Path(out) / f"{name}.npz", sha), *image.shape[1:3])
+        copy = load_trained(TrainedArch(name, run["net"], Path(out) / f"{name}.npz", sha), *image.shape[1:3], net.input_levels)
         db = psnr(np.asarray(original(image, training=False)), np.asarray(copy(image, training=False)))
         entries[name] = {
             "file": f"{name}.npz", "res_blocks": run["net"].res_blocks, "width": run["net"].width,
@@ -158,6 +164,8 @@ def pack_trained(src: str | Path, out: str | Path, recipes: Sequence[str | Path]
             "params": log["params"], "sha256": sha, "final_losses": log["final"], "heldout_losses": log.get("heldout"),
             "fp16_psnr_db_vs_fp32": round(db, 2), "psnr_photo": Path(photo).name,
         }
+        if input_levels:
+            entries[name]["input_levels"] = list(input_levels)
     manifest = {"architectures": entries}
     write_json(Path(out) / MANIFEST, manifest)
     return manifest
@@ -176,6 +184,7 @@ class SweepQualityConfig:
     max_side: int = bounded(712, TEXTURE_MIN_SIDE)  # a photo's long side, as the quality stage
     seed: int = 0
     tolerance: float = bounded(0.10, 0.0)  # at peer quality: every distance <= peer's x (1 + tolerance)
+    flat_tolerance: float = bounded(0.01, 0.0)  # and flat patches (blobs) <= the peer's share + this
     fps: tuple = (15, 30)  # frame rates a recommendation is made for
     input_levels: tuple = (0, 255)  # the stage passes network.input_levels: scored as deployed
 
@@ -206,29 +215,40 @@ def measure(archs: Sequence[TrainedArch], cfg: SweepQualityConfig) -> dict[str, 
         photo = cap_side(load_rgb(path, min_side=TEXTURE_MIN_SIDE), cfg.max_side)
         images = {}
         for a in tqdm(archs, desc=f"sweep quality {Path(path).name}", unit="arch"):
-            model = load_trained(a, *photo.shape[:2], cfg.input_levels)
+            # a filter trained on overexposed crops ships with levels 0..255 (params.yaml)
+            model = load_trained(a, *photo.shape[:2], a.input_levels or cfg.input_levels)
             images[a.name] = np.clip(np.asarray(model(photo[None].astype(np.float32), training=False))[0], 0, 255)
         if i == 0 and cfg.reference:
             images["peer"] = load_rgb(cfg.reference)
         first, *rest = images
         s = score(images[first], photo, painting, seed=cfg.seed, references={k: images[k] for k in rest})
-        figures = {first: {k: s[k] for k in METRICS}, **{k: s[k] for k in rest}}
+        figures = {first: {k: s[k] for k in (*METRICS, FLAT_METRIC)}, **{k: s[k] for k in rest}}
         for a in archs:
             per_arch[a.name].append(figures[a.name])
         if i == 0:
             peer, first_photo = figures.get("peer"), s["photo"]
     out = {}
     for name, values in per_arch.items():
-        out[name] = {k: float(np.mean([v[k] for v in values])) for k in METRICS}
+        out[name] = {k: float(np.mean([v[k] for v in values])) for k in (*METRICS, FLAT_METRIC)}
         out[name]["first_photo"] = values[0]
     return {"architectures": out, "peer": peer, "photo": first_photo, "photos": [str(p) for p in cfg.photos],
-            "painting": cfg.painting, "reference": cfg.reference or None, "tolerance": cfg.tolerance}
+            "painting": cfg.painting, "reference": cfg.reference or None, "tolerance": cfg.tolerance,
+            "flat_tolerance": cfg.flat_tolerance}
 
 
-def vs_peer(figures: Mapping[str, float], peer: Mapping[str, float]) -> dict[str, float]:
-    """Each distance over the peer's, and `score`: the worst of them (1.0 = the peer)."""
+def vs_peer(figures: Mapping[str, float], peer: Mapping[str, float], flat_tolerance: float = 0.01) -> dict[str, Any]:
+    """Each distance over the peer's, `score`: the worst of them (1.0 = the peer), and
+    `blob`: flat patches cover more than the peer's share + flat_tolerance of the frame.
+    The distances hardly see a blob (a flat white sky scored better than the peer), so
+    a blob rules a network out of peer quality whatever its score."""
     ratios = {k: figures[k] / peer[k] if peer[k] > 0 else (1.0 if figures[k] <= 0 else float("inf")) for k in METRICS}
-    return {**{k: round(v, 4) for k, v in ratios.items()}, "score": round(max(ratios.values()), 4)}
+    blob = figures.get(FLAT_METRIC, 0.0) > peer.get(FLAT_METRIC, 0.0) + flat_tolerance
+    return {**{k: round(v, 4) for k, v in ratios.items()}, "score": round(max(ratios.values()), 4), "blob": bool(blob)}
+
+
+def at_peer_quality(vp: Mapping[str, Any] | None, tolerance: float) -> bool:
+    """No distance more than `tolerance` worse than the peer's, and no blob."""
+    return bool(vp) and vp["score"] <= 1.0 + tolerance and not vp.get("blob", False)
 
 
 # ---------------------------------------------------------------- fronts
@@ -260,7 +280,7 @@ def fronts(rows: Sequence[Mapping[str, Any]], tolerance: float, fps: Sequence[fl
     """
     limit = 1.0 + tolerance
     scored = [r for r in rows if (r.get("quality") or {}).get("vs_peer")]
-    at_peer = [r for r in scored if r["quality"]["vs_peer"]["score"] <= limit]
+    at_peer = [r for r in scored if at_peer_quality(r["quality"]["vs_peer"], tolerance)]
     best = min(scored, key=lambda r: r["quality"]["vs_peer"]["score"], default=None)
     none_why = (f"no architecture is at peer quality (vs peer <= {limit:.2f}); the closest is {best['arch']} at "
                 f"{best['quality']['vs_peer']['score']:.2f}x the peer" if best else "no architecture has a quality score")
