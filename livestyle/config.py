@@ -323,8 +323,9 @@ class TrainConfig:
     # and clipped, so blown-out skies are seen in training (0 = off)
     highlight_prob: float = bounded(0.0, 0.0, 1.0)
     highlight_gain: float = bounded(1.6, 1.0, 4.0)
-    # one TensorFlow thread and a fixed str hash seed, so a rerun or a resumed run gives
-    # byte-identical weights (livestyle.model.train.single_thread_tensorflow); false uses
+    # one TensorFlow thread, a fixed str hash seed and one BLAS thread, so a rerun or a
+    # resumed run gives byte-identical weights (livestyle.model.train.single_thread_tensorflow,
+    # DETERMINISTIC_ENV); false uses
     # every core and may differ in the last bits
     deterministic: bool = True
 

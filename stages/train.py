@@ -6,7 +6,7 @@ from livestyle.config import load_params, style_config
 from livestyle.errors import run_cli
 from livestyle.images import load_rgb
 from livestyle.model.data import DataConfig
-from livestyle.model.train import ensure_fixed_hash_seed, train_style
+from livestyle.model.train import ensure_deterministic_process, train_style
 
 
 def main(argv):
@@ -14,7 +14,7 @@ def main(argv):
     params = load_params()
     cfg = style_config(params, style)
     if cfg.train.deterministic and __name__ == "__main__":  # not when a test calls main()
-        ensure_fixed_hash_seed()  # a rerun or a resume gives the same bytes
+        ensure_deterministic_process()  # a rerun or a resume gives the same bytes
     # a painting smaller than a usable photo gives the loss network no texture to learn
     load_rgb(cfg.image, min_side=DataConfig.from_params(params.get("data")).min_side)
     metrics = train_style(cfg, Path("data/prepared"), Path("data/train") / style)

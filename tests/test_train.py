@@ -13,7 +13,7 @@ import pytest
 from livestyle.config import LossConfig, NetworkConfig, StyleConfig, TrainConfig
 from livestyle.images import save_png
 from livestyle.model.data import DataConfig, prepare
-from livestyle.model.train import train_style
+from livestyle.model.train import DETERMINISTIC_ENV, train_style
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,6 +177,17 @@ def _file_hashes(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def test_the_train_process_re_runs_itself_with_the_deterministic_environment():
+    # numpy's BLAS pools on both cores made 2 of 8 fresh runs differ on a loaded machine
+    code = ("import os; from livestyle.model.train import ensure_deterministic_process as e; e(); "
+            "print(' '.join(os.environ[k] for k in ('PYTHONHASHSEED', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', "
+            "'MKL_NUM_THREADS')))")
+    env = {k: v for k, v in os.environ.items() if k not in DETERMINISTIC_ENV}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "1", "1", "1"]
+
+
 @pytest.mark.slow
 def test_a_rerun_and_a_killed_and_resumed_run_of_the_train_stage_are_byte_identical(tmp_path):
     # `python -m stages.train mosaic` as dvc repro runs it, at the default's real settings
@@ -196,7 +207,8 @@ def test_a_rerun_and_a_killed_and_resumed_run_of_the_train_stage_are_byte_identi
         shutil.copy(ROOT / rel, tmp_path / rel)
     prepare(DataConfig(builtin=("astronaut", "coffee", "chelsea", "rocket"), image_size=128, crops_per_image=2,
                        heldout_min=1, heldout_size=160), tmp_path / "data" / "prepared")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONHASHSEED"}
+    # the stage must set its deterministic environment itself, as under dvc repro
+    env = {k: v for k, v in os.environ.items() if k not in DETERMINISTIC_ENV}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     out = tmp_path / "data" / "train" / "mosaic"
     stage = [sys.executable, "-m", "stages.train", "mosaic"]

@@ -296,18 +296,28 @@ def resolve_loop(t: TrainConfig, files: list[Path]) -> str:
     return "keras"
 
 
-def ensure_fixed_hash_seed() -> None:
-    """Re-run this process's command line with PYTHONHASHSEED=0 unless it already has it.
+# What a byte-identical training process needs in its environment before Python and the
+# libraries start: Python's str hash salt fixed, and the BLAS/OpenMP pools of numpy's
+# libraries on one thread. With the pools at their default (both cores), 2 of 8 fresh
+# 6-step runs of the default style on a loaded machine wrote different weights; with
+# them at one thread, 8 of 8 the same (TensorFlow's own threads are set by
+# single_thread_tensorflow; turning oneDNN off did not help: 1 of 4 still differed).
+DETERMINISTIC_ENV = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                     "MKL_NUM_THREADS": "1"}
+
+
+def ensure_deterministic_process() -> None:
+    """Re-run this process's command line with DETERMINISTIC_ENV unless it already has it.
 
     Python salts str hashes per process, and somewhere below Keras that salt orders
     floating-point sums: with one thread, four runs of the default style gave three
     different weight files, with the seed fixed four the same. Call it before any work.
     """
-    if os.environ.get("PYTHONHASHSEED") == "0":
+    if all(os.environ.get(k) == v for k, v in DETERMINISTIC_ENV.items()):
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **DETERMINISTIC_ENV})
 
 
 def single_thread_tensorflow() -> None:
