@@ -31,8 +31,8 @@ from livestyle.markdown import table
 from livestyle.measure import costmodel
 from livestyle.measure.bench import bench_input, onnx_runner, summarize, tflite_runner, time_runs, _tf_threads
 from livestyle.measure.quality import FLAT_METRIC, METRICS, fmt_figure
-from livestyle.measure.sweep_quality import (INPUTS_README, SweepQualityConfig, at_peer_quality, fronts, latency_keys,
-                                             measure, trained_architectures, vs_peer)
+from livestyle.measure.sweep_quality import (FIGURES, INPUTS_README, SweepQualityConfig, at_peer_quality, fronts,
+                                             latency_keys, measure, trained_architectures, vs_peer)
 
 SWEEP_RUNTIMES = ("keras", "tflite", "onnx")
 
@@ -158,7 +158,7 @@ def add_quality(rows: list[dict], archs, cfg: SweepQualityConfig) -> dict[str, A
     for row in rows:
         if row["trained"]:
             figures = q["architectures"][row["trained"]]
-            row["quality"] = {**{k: round(figures[k], 4) for k in (*METRICS, FLAT_METRIC)},
+            row["quality"] = {**{k: round(figures[k], 4) for k in FIGURES},
                               "vs_peer": vs_peer(figures["first_photo"], q["peer"], cfg.flat_tolerance) if q["peer"] else None}
     return q
 

@@ -21,7 +21,6 @@ copy's output against the fp32 original (PSNR, recorded in the manifest).
 
 from __future__ import annotations
 
-
 import io
 import json
 import zipfile
@@ -38,6 +37,9 @@ from livestyle.images import load_rgb
 from livestyle.measure.quality import FLAT_METRIC, METRICS, TEXTURE_MIN_SIDE, score
 from livestyle.measure.quality_report import cap_side
 from livestyle.provenance import file_sha256
+
+# the figures kept per architecture: the three distances and the blob figure
+FIGURES = (*METRICS, FLAT_METRIC)
 
 MANIFEST = "trained.json"
 INPUTS_README = "data/quality_inputs/README.md"
@@ -108,15 +110,17 @@ def trained_architectures(folder: str | Path | None) -> list[TrainedArch]:
 
 
 def load_trained(arch: TrainedArch, height: int, width: int, input_levels: tuple = (0, 255)):
-    """The trained network built at height x width (with the inference input levels of
-    NetworkConfig.input_levels), after checking the file's sha256."""
+    """The trained network built at height x width, after checking the file's sha256,
+    with the inference input levels the manifest records for it (a filter trained on
+    overexposed crops ships with 0..255), else `input_levels` (NetworkConfig.input_levels)."""
     from livestyle.model.network import build_transformer
 
     if not arch.path.is_file():
         raise LivestyleError(arch.path, "trained weights missing (listed in the manifest)")
     if file_sha256(arch.path) != arch.sha256:
         raise LivestyleError(arch.path, "sha256 differs from the manifest: the weights changed after packing")
-    return load_fp16(build_transformer(arch.net, height, width, input_levels=input_levels), arch.path)
+    levels = arch.input_levels or input_levels
+    return load_fp16(build_transformer(arch.net, height, width, input_levels=levels), arch.path)
 
 
 def _recipe_runs(recipe: Path) -> dict[str, dict]:
@@ -155,7 +159,7 @@ def pack_trained(src: str | Path, out: str | Path, recipes: Sequence[str | Path]
         net = replace(run["net"], input_levels=tuple(input_levels)) if input_levels else run["net"]
         original = load_transformer(Path(src) / f"{name}.weights.h5", net, *image.shape[1:3])
         sha = save_fp16(original, Path(out) / f"{name}.npz")
-        copy = load_trained(TrainedArch(name, run["net"], Path(out) / f"{name}.npz", sha), *image.shape[1:3], net.input_levels)
+        copy = load_trained(TrainedArch(name, run["net"], Path(out) / f"{name}.npz", sha, net.input_levels), *image.shape[1:3])
         db = psnr(np.asarray(original(image, training=False)), np.asarray(copy(image, training=False)))
         entries[name] = {
             "file": f"{name}.npz", "res_blocks": run["net"].res_blocks, "width": run["net"].width,
@@ -215,28 +219,27 @@ def measure(archs: Sequence[TrainedArch], cfg: SweepQualityConfig) -> dict[str, 
         photo = cap_side(load_rgb(path, min_side=TEXTURE_MIN_SIDE), cfg.max_side)
         images = {}
         for a in tqdm(archs, desc=f"sweep quality {Path(path).name}", unit="arch"):
-            # a filter trained on overexposed crops ships with levels 0..255 (params.yaml)
-            model = load_trained(a, *photo.shape[:2], a.input_levels or cfg.input_levels)
+            model = load_trained(a, *photo.shape[:2], cfg.input_levels)
             images[a.name] = np.clip(np.asarray(model(photo[None].astype(np.float32), training=False))[0], 0, 255)
         if i == 0 and cfg.reference:
             images["peer"] = load_rgb(cfg.reference)
         first, *rest = images
         s = score(images[first], photo, painting, seed=cfg.seed, references={k: images[k] for k in rest})
-        figures = {first: {k: s[k] for k in (*METRICS, FLAT_METRIC)}, **{k: s[k] for k in rest}}
+        figures = {first: {k: s[k] for k in FIGURES}, **{k: s[k] for k in rest}}
         for a in archs:
             per_arch[a.name].append(figures[a.name])
         if i == 0:
             peer, first_photo = figures.get("peer"), s["photo"]
     out = {}
     for name, values in per_arch.items():
-        out[name] = {k: float(np.mean([v[k] for v in values])) for k in (*METRICS, FLAT_METRIC)}
+        out[name] = {k: float(np.mean([v[k] for v in values])) for k in FIGURES}
         out[name]["first_photo"] = values[0]
     return {"architectures": out, "peer": peer, "photo": first_photo, "photos": [str(p) for p in cfg.photos],
             "painting": cfg.painting, "reference": cfg.reference or None, "tolerance": cfg.tolerance,
             "flat_tolerance": cfg.flat_tolerance}
 
 
-def vs_peer(figures: Mapping[str, float], peer: Mapping[str, float], flat_tolerance: float = 0.01) -> dict[str, Any]:
+def vs_peer(figures: Mapping[str, float], peer: Mapping[str, float], flat_tolerance: float) -> dict[str, Any]:
     """Each distance over the peer's, `score`: the worst of them (1.0 = the peer), and
     `blob`: flat patches cover more than the peer's share + flat_tolerance of the frame.
     The distances hardly see a blob (a flat white sky scored better than the peer), so
