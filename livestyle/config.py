@@ -242,6 +242,10 @@ class NetworkConfig:
     norm: str = one_of("batch", "batch", "instance")
     upsample: str = one_of("resize_conv", "resize_conv", "transpose")
     padding: str = one_of("reflect", "reflect", "zero")
+    # binomial blur taps before each stride-2 conv and after each nearest upsample; 0 = off.
+    # Without it a 1-3 px move of the scene repaints the strokes (they are tied to the
+    # stride-4 grid) while a 4 px move does not: that is most of the flicker
+    antialias: int = one_of(0, 0, 3, 5)
     # Inference only (export, preview, quality; training sees 0..255): input pixels are
     # mapped to these levels first. Trained filters answer saturated highlights, rare in
     # their training crops, with flat white blobs; video levels keep skies painted.
@@ -280,6 +284,9 @@ class LossConfig:
     temporal_shift: float = 3.0
     temporal_noise: float = 0.0
     temporal_from: float = 0.0
+    # subpixel: moves resampled bilinearly, which also blurs the next frame, so the term
+    # asks the filter to commute with a blur (soft strokes); whole: exact pixel moves
+    temporal_moves: str = one_of("subpixel", "subpixel", "whole")
 
     def __post_init__(self):
         if self.normalisation not in ("relative", "johnson"):

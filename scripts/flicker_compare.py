@@ -3,6 +3,9 @@
     python scripts/flicker_compare.py OUT_DIR --clip ../shared/data/video/fox.mp4 \
         LABEL=WEIGHTS.h5 [LABEL=WEIGHTS.h5 ...] [--max-seconds 10] [--side-by-side A,B]
 
+A filter trained with other network settings than params.yaml's names them after its
+weights as JSON: `LABEL=WEIGHTS.h5@{"antialias": 3}`.
+
 Each filter renders the clip as `dvc repro preview@S` does (params.yaml's preview:
 section: frame rate, model size, DIS flow), into OUT_DIR/LABEL/; the table gives the
 warping error of the stylized frames over the clip's own (1.0 = adds no flicker).
@@ -43,8 +46,10 @@ def main() -> None:
     # a header first, then one row as each filter's clip finishes (a run takes minutes)
     print(markdown.table(["filter", "frame pairs", "warp error, stylized", "warp error, input", "ratio"], [],
                          align="lrrrr"), flush=True)
-    for label, weights in (f.split("=", 1) for f in args.filters):
-        m = render_clip(stylizer(Path(weights), net), label, args.clip, out / label, cfg, name="clip")
+    for label, spec in (f.split("=", 1) for f in args.filters):
+        weights, _, overrides = spec.partition("@")
+        filter_net = dataclasses.replace(net, **json.loads(overrides)) if overrides else net
+        m = render_clip(stylizer(Path(weights), filter_net), label, args.clip, out / label, cfg, name="clip")
         rows[label] = {k: m[k] for k in ("pairs", "warp_error_stylized", "warp_error_original", "warp_error_ratio")}
         print(markdown.row([label, f"{m['pairs']}", f"{m['warp_error_stylized']:.5f}", f"{m['warp_error_original']:.5f}",
                             f"{m['warp_error_ratio']:.2f}"]), flush=True)

@@ -126,7 +126,8 @@ def test_display_follows_model_orientation():
     assert cfg.display_for(480, 853) == (1080, 1920)
 
 
-@pytest.mark.parametrize("net", [NetworkConfig(res_blocks=1, width=4), NetworkConfig(res_blocks=1, width=4, padding="zero")])
+@pytest.mark.parametrize("net", [NetworkConfig(res_blocks=1, width=4), NetworkConfig(res_blocks=1, width=4, padding="zero"),
+                                 NetworkConfig(res_blocks=1, width=4, antialias=3)])
 def test_tflite_runs_in_one_xnnpack_partition_with_the_keras_output(tmp_path, net):
     """Reflection pads and nearest upsamples exported in ops XNNPACK takes: the shipped
     graph fell into 17 partitions; the output must not change."""

@@ -12,6 +12,8 @@ OPTIONS = [
     {"norm": "instance", "width": 8},
     {"upsample": "transpose", "width": 8},
     {"padding": "zero", "width": 8},
+    {"antialias": 3, "width": 8},
+    {"antialias": 5, "width": 8, "padding": "zero"},
 ]
 
 
@@ -99,3 +101,32 @@ def test_bad_input_levels_name_the_key(levels):
 
     with pytest.raises(LivestyleError, match="network.input_levels"):
         NetworkConfig.from_params({"input_levels": list(levels)})
+
+
+def _moved_by(model, frame, d):
+    """RMS (0..255) between the output of the frame moved left by d px and the output
+    moved the same way, away from the borders."""
+    h, w = frame.shape[0], frame.shape[1] - 8
+    a = np.asarray(model(frame[None, :, :w], training=False))[0]
+    b = np.asarray(model(frame[None, :, d : d + w], training=False))[0]
+    return float(np.sqrt(np.mean((a[12:-12, d + 12 : -12] - b[12:-12, 12 : -12 - d]) ** 2)))
+
+
+def test_antialiased_network_follows_one_pixel_moves():
+    # a stride-4 network paints on its grid: a 4 px move is followed, a 1 px move is not
+    # (the video flickers); the blur before each stride and after each upsample makes the
+    # 1 px move nearly as well followed with the very same weights
+    frame = np.random.default_rng(0).uniform(0, 255, (64, 96, 3)).astype(np.float32)
+    frame = (frame + np.roll(frame, 1, 0) + np.roll(frame, 1, 1)) / 3  # some spatial structure
+    plain = build_transformer(NetworkConfig(width=8), 64, 88, seed=3)
+    blurred = build_transformer(NetworkConfig(width=8, antialias=3), 64, 88, seed=3)
+    blurred.set_weights(plain.get_weights())  # the blur has no weights
+    assert _moved_by(plain, frame, 4) < 0.2 * _moved_by(plain, frame, 1)
+    assert _moved_by(blurred, frame, 1) < 0.2 * _moved_by(plain, frame, 1)
+
+
+def test_antialias_accepts_only_its_tap_counts():
+    from livestyle.errors import LivestyleError
+
+    with pytest.raises(LivestyleError, match="network.antialias"):
+        NetworkConfig(antialias=4)

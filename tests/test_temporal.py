@@ -46,6 +46,19 @@ def test_next_frames_are_the_batch_moved_by_the_offset(seed):
     assert_moved(batch, both[3:], offsets[0])
 
 
+def test_whole_pixel_moves_are_exact_shifts():
+    # bilinear resampling also blurs the next frame; whole moves copy pixels
+    batch = _batch()
+    moves = set()
+    for seed in range(8):
+        both, offsets = next_frames(batch, np.random.default_rng(seed), shift=3, noise=0.0, whole=True)
+        dy, dx = (int(v) for v in offsets[0])
+        assert (dy, dx) == tuple(offsets[0]) and max(abs(dy), abs(dx)) <= 3
+        moves.add((dy, dx))
+        np.testing.assert_array_equal(both[3:, 4:-4, 4:-4], batch[:, 4 + dy : 36 + dy, 4 + dx : 44 + dx])
+    assert len(moves) > 4
+
+
 def test_next_frames_add_noise_of_the_asked_strength():
     batch = np.full((2, 64, 64, 3), 128.0, np.float32)
     both, _ = next_frames(batch, np.random.default_rng(0), shift=0, noise=5.0)

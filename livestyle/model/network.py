@@ -17,9 +17,11 @@ Choices:
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from livestyle.config import NetworkConfig
@@ -45,6 +47,39 @@ class ReflectPad(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pad": self.pad}
+
+
+@keras.saving.register_keras_serializable(package="livestyle")
+class Blur(layers.Layer):
+    """A fixed binomial low-pass (taps 3: [1, 2, 1], 5: [1, 4, 6, 4, 1]), per channel, on
+    an input already padded by taps // 2 (see _blur). No weights: trained weights load
+    with or without it."""
+
+    def __init__(self, taps, **kwargs):
+        super().__init__(**kwargs)
+        self.taps = int(taps)
+
+    def call(self, x):
+        row = np.array([math.comb(self.taps - 1, i) for i in range(self.taps)], dtype=np.float32)
+        k2 = np.outer(row, row) / row.sum() ** 2
+        kernel = np.tile(k2[:, :, None, None], (1, 1, x.shape[-1], 1))
+        return ops.depthwise_conv(x, ops.convert_to_tensor(kernel, dtype=x.dtype), strides=1, padding="valid")
+
+    def compute_output_shape(self, shape):
+        p = self.taps - 1
+        return (shape[0], None if shape[1] is None else shape[1] - p, None if shape[2] is None else shape[2] - p, shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "taps": self.taps}
+
+
+def _blur(x, taps: int, name: str):
+    """Blur x keeping its size (reflected borders). Before a stride-2 conv it removes what
+    the subsampling would alias (blur and conv commute: Zhang 2019's blur-then-subsample);
+    after a nearest upsample it makes it bilinear (3 taps) or smoother, so the output no
+    longer steps on the stride grid."""
+    p = taps // 2
+    return Blur(taps, name=name)(ReflectPad(((p, p), (p, p)), name=f"{name}_pad")(x))
 
 
 def _norm(cfg: NetworkConfig, name: str):
@@ -79,6 +114,8 @@ def _conv(x, cfg, filters, kernel, stride, name, separable=False, seed=0):
 
 
 def _conv_block(x, cfg, filters, kernel, stride, name, relu=True, separable=False, seed=0):
+    if stride > 1 and cfg.antialias:
+        x = _blur(x, cfg.antialias, f"{name}_blur")
     x = _conv(x, cfg, filters, kernel, stride, name, separable, seed)
     x = _norm(cfg, f"{name}_norm")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
@@ -97,6 +134,8 @@ def _upsample(x, cfg, filters, name, seed):
         x = _norm(cfg, f"{name}_norm")(x)
         return layers.ReLU(name=f"{name}_relu")(x)
     x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up")(x)
+    if cfg.antialias:
+        x = _blur(x, cfg.antialias, f"{name}_blur")
     return _conv_block(x, cfg, filters, 3, 1, name, seed=seed)
 
 

@@ -45,11 +45,15 @@ def moved_window(images, offset, margin: int, height: int, width: int):
     return (1 - fy) * ((1 - fx) * at(0, 0) + fx * at(0, 1)) + fy * ((1 - fx) * at(1, 0) + fx * at(1, 1))
 
 
-def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise: float) -> tuple[np.ndarray, np.ndarray]:
+def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise: float,
+                whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(frames and next frames stacked, 2B x H x W x 3; the offset rows (B, 2) as
-    (dy, dx)): next[i, j] = batch[i + dy, j + dx] + noise, bilinear between pixels."""
+    (dy, dx)): next[i, j] = batch[i + dy, j + dx] + noise, bilinear between pixels
+    (whole: the offset rounded to whole pixels, an exact move)."""
     n, h, w, _ = batch.shape
     offset = rng.uniform(-shift, shift, 2).astype(np.float32)
+    if whole:
+        offset = np.round(offset)
     pad = int(np.ceil(shift)) + 1
     padded = np.pad(batch.astype(np.float32), ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     moved = np.asarray(ops.convert_to_numpy(moved_window(padded, offset, pad, h, w)))
