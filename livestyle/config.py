@@ -285,8 +285,9 @@ class LossConfig:
     temporal_noise: float = 0.0
     temporal_from: float = 0.0
     # subpixel: moves resampled bilinearly, which also blurs the next frame, so the term
-    # asks the filter to commute with a blur (soft strokes); whole: exact pixel moves
-    temporal_moves: str = one_of("subpixel", "subpixel", "whole")
+    # asks the filter to commute with a blur (soft strokes); whole: exact pixel moves;
+    # lanczos: sub-pixel moves resampled with a sharp kernel (livestyle.model.temporal)
+    temporal_moves: str = one_of("subpixel", "subpixel", "whole", "lanczos")
 
     def __post_init__(self):
         if self.normalisation not in ("relative", "johnson"):

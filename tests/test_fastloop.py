@@ -176,7 +176,7 @@ def test_device_next_frames_keep_the_host_contract():
     assert_moved(batch, both[2:], offsets[0])
     moves = {tuple(np.asarray(draw(batch, s)[1][0])) for s in range(12)}
     assert len(moves) == 12  # a function of the step
-    whole = jax.jit(lambda b, s: next_frames(b, s, seed=0, shift=3, noise=0.0, whole=True))
+    whole = jax.jit(lambda b, s: next_frames(b, s, seed=0, shift=3, noise=0.0, moves="whole"))
     both, offsets = (np.asarray(a) for a in whole(batch, 5))
     dy, dx = (int(v) for v in offsets[0])
     assert (dy, dx) == tuple(offsets[0])

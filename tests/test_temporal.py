@@ -51,12 +51,30 @@ def test_whole_pixel_moves_are_exact_shifts():
     batch = _batch()
     moves = set()
     for seed in range(8):
-        both, offsets = next_frames(batch, np.random.default_rng(seed), shift=3, noise=0.0, whole=True)
+        both, offsets = next_frames(batch, np.random.default_rng(seed), shift=3, noise=0.0, moves="whole")
         dy, dx = (int(v) for v in offsets[0])
         assert (dy, dx) == tuple(offsets[0]) and max(abs(dy), abs(dx)) <= 3
         moves.add((dy, dx))
         np.testing.assert_array_equal(both[3:, 4:-4, 4:-4], batch[:, 4 + dy : 36 + dy, 4 + dx : 44 + dx])
     assert len(moves) > 4
+
+
+def test_lanczos_moves_are_sub_pixel_without_the_bilinear_blur():
+    # a fine pattern (period 5 px) moved by a fraction of a pixel: bilinear resampling
+    # blurs it, Lanczos keeps it (the temporal term must not ask the filter to blur)
+    from livestyle.model.temporal import moved_window
+
+    y, x = np.mgrid[0:48, 0:48].astype(np.float32)
+    pattern = lambda dy, dx: 128 + 100 * np.sin(2 * np.pi * ((y + dy) / 5 + (x + dx) / 7))  # noqa: E731
+    images = np.repeat(pattern(0, 0)[None, :, :, None], 3, -1)
+    offset = np.array([0.4, -1.5], np.float32)
+    truth = pattern(*offset)[8:40, 8:40]
+    err = {m: float(np.abs(np.asarray(ops.convert_to_numpy(moved_window(images, offset, 8, 32, 32, m)))[0, :, :, 0]
+                           - truth).mean()) for m in ("subpixel", "lanczos")}
+    assert err["lanczos"] < 0.25 * err["subpixel"] and err["lanczos"] < 3.0
+    # and whole offsets stay exact copies
+    exact = np.asarray(ops.convert_to_numpy(moved_window(images, np.array([2.0, -3.0], np.float32), 8, 32, 32, "lanczos")))
+    np.testing.assert_allclose(exact[0, :, :, 0], images[0, 10:42, 5:37, 0], atol=1e-3)
 
 
 def test_next_frames_add_noise_of_the_asked_strength():

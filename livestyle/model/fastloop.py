@@ -32,7 +32,7 @@ from tqdm import tqdm
 from livestyle.config import TrainConfig
 from livestyle.images import center_crop, load_rgb, resize_short_side
 from livestyle.model.augment import overexpose
-from livestyle.model.temporal import moved_window, start_step
+from livestyle.model.temporal import moved_window, reach, start_step
 from livestyle.model.trainer import TERMS, StyleTrainer
 # a larger training set stays on the host and the Keras loop trains on it
 _DATA_BUDGET = 8 << 30
@@ -92,17 +92,17 @@ def random_batch(data, step, *, seed: int, batch: int, size: int, highlight_prob
     return overexpose(crops, gains)
 
 
-def next_frames(batch, step, *, seed: int, shift: float, noise: float, whole: bool = False):
+def next_frames(batch, step, *, seed: int, shift: float, noise: float, moves: str = "subpixel"):
     """livestyle.model.temporal.next_frames on the device: (frames and next frames, 2B; the
     offset rows (B, 2)), drawn from fold_in(key(seed + 1), step)."""
     k_move, k_noise = jax.random.split(jax.random.fold_in(jax.random.key(seed + 1), step))
     n, h, w, _ = batch.shape
     offset = jax.random.uniform(k_move, (2,), jnp.float32, -shift, shift)
-    if whole:
+    if moves == "whole":
         offset = jnp.round(offset)
-    pad = int(np.ceil(shift)) + 1
+    pad = int(np.ceil(shift)) + reach(moves)
     padded = jnp.pad(batch, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    moved = jnp.clip(moved_window(padded, offset, pad, h, w) + noise * jax.random.normal(k_noise, batch.shape), 0, 255)
+    moved = jnp.clip(moved_window(padded, offset, pad, h, w, moves) + noise * jax.random.normal(k_noise, batch.shape), 0, 255)
     return jnp.concatenate([batch, moved]), jnp.tile(offset[None], (n, 1))
 
 
@@ -133,7 +133,7 @@ class DeviceLoop:
         # two programs: steps before the temporal term starts run without the next frames
         self.temporal_start = start_step(loss.temporal_weight, loss.temporal_from, cfg.steps)
         self.pair = lambda x, s: next_frames(x, s, seed=cfg.seed, shift=loss.temporal_shift, noise=loss.temporal_noise,
-                                             whole=loss.temporal_moves == "whole")
+                                             moves=loss.temporal_moves)
         self._calls = {paired: jax.jit(functools.partial(self._steps, paired=paired), donate_argnums=0) for paired in (False, True)}
         # compiled, so that a copy of a state still being computed is queued, not waited for
         self._copy = jax.jit(lambda state: jax.tree.map(jnp.copy, state))

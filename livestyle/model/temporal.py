@@ -30,42 +30,71 @@ def start_step(weight: float, start_fraction: float, steps: int) -> int | None:
     return round(start_fraction * steps) if weight else None
 
 
-def moved_window(images, offset, margin: int, height: int, width: int):
-    """images sampled at (i + margin + dy, j + margin + dx) for i < height, j < width,
-    bilinearly (offset = (dy, dx), any real values with |d| < margin)."""
+# the three kinds of move (loss.temporal_moves): subpixel resamples bilinearly, which
+# also blurs (the filter is asked to commute with a blur); whole rounds the move to
+# whole pixels (exact); lanczos resamples sub-pixel with a 3-lobe Lanczos kernel, whose
+# passband is nearly flat, so the move barely blurs
+MOVES = ("subpixel", "whole", "lanczos")
+# pixels the resampling reads beyond the move itself
+_REACH = {"subpixel": 1, "whole": 1, "lanczos": 3}
+
+
+def reach(moves: str) -> int:
+    return _REACH[moves]
+
+
+def _taps(frac, moves: str):
+    """(first tap relative to floor(offset), weights) of the 1-D resampling at fraction frac."""
+    if moves != "lanczos":
+        return 0, [1 - frac, frac]
+    t = [ops.cast(k, "float32") - frac for k in range(-2, 4)]
+
+    def sinc(v):
+        safe = ops.where(ops.abs(v) < 1e-6, 1.0, v)
+        return ops.where(ops.abs(v) < 1e-6, 1.0, ops.sin(np.pi * safe) / (np.pi * safe))
+
+    w = [sinc(v) * sinc(v / 3) for v in t]
+    total = w[0] + w[1] + w[2] + w[3] + w[4] + w[5]
+    return -2, [v / total for v in w]
+
+
+def moved_window(images, offset, margin: int, height: int, width: int, moves: str = "subpixel"):
+    """images sampled at (i + margin + dy, j + margin + dx) for i < height, j < width
+    (offset = (dy, dx), real values with |d| + reach(moves) <= margin), resampled
+    bilinearly or with Lanczos-3 (moves; whole offsets are exact either way)."""
     offset = ops.cast(offset, "float32")
     whole = ops.floor(offset)
-    fy, fx = offset[0] - whole[0], offset[1] - whole[1]
     top, left = ops.cast(whole[0], "int32") + margin, ops.cast(whole[1], "int32") + margin
     n, c = ops.shape(images)[0], ops.shape(images)[3]
-
-    def at(dy, dx):
-        return ops.slice(images, [0, top + dy, left + dx, 0], [n, height, width, c])
-
-    return (1 - fy) * ((1 - fx) * at(0, 0) + fx * at(0, 1)) + fy * ((1 - fx) * at(1, 0) + fx * at(1, 1))
+    y0, wy = _taps(offset[0] - whole[0], moves)
+    x0, wx = _taps(offset[1] - whole[1], moves)
+    cols = width + len(wx) - 1
+    # rows first, over the columns the second pass needs; then columns
+    rows = sum(wk * ops.slice(images, [0, top + y0 + k, left + x0, 0], [n, height, cols, c]) for k, wk in enumerate(wy))
+    return sum(wk * ops.slice(rows, [0, 0, k, 0], [n, height, width, c]) for k, wk in enumerate(wx))
 
 
 def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise: float,
-                whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                moves: str = "subpixel") -> tuple[np.ndarray, np.ndarray]:
     """(frames and next frames stacked, 2B x H x W x 3; the offset rows (B, 2) as
-    (dy, dx)): next[i, j] = batch[i + dy, j + dx] + noise, bilinear between pixels
+    (dy, dx)): next[i, j] = batch[i + dy, j + dx] + noise, resampled as `moves` says
     (whole: the offset rounded to whole pixels, an exact move)."""
     n, h, w, _ = batch.shape
     offset = rng.uniform(-shift, shift, 2).astype(np.float32)
-    if whole:
+    if moves == "whole":
         offset = np.round(offset)
-    pad = int(np.ceil(shift)) + 1
+    pad = int(np.ceil(shift)) + reach(moves)
     padded = np.pad(batch.astype(np.float32), ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    moved = np.asarray(ops.convert_to_numpy(moved_window(padded, offset, pad, h, w)))
+    moved = np.asarray(ops.convert_to_numpy(moved_window(padded, offset, pad, h, w, moves)))
     moved = np.clip(moved + rng.normal(0.0, noise, moved.shape), 0, 255).astype(np.float32)
     return np.concatenate([batch.astype(np.float32), moved]), np.tile(offset[None], (n, 1))
 
 
-def temporal_term(stylized, stylized_next, offset, shift: float):
+def temporal_term(stylized, stylized_next, offset, shift: float, moves: str = "subpixel"):
     """Mean squared distance (0..1 pixels) between the stylized next frame and the
     stylized frame moved by `offset` (dy, dx), inside a margin of shift + BORDER."""
     shape = ops.shape(stylized)
-    m = int(np.ceil(shift)) + 1 + min(BORDER, shape[1] // 8, shape[2] // 8)
+    m = int(np.ceil(shift)) + reach(moves) + min(BORDER, shape[1] // 8, shape[2] // 8)
     h, w = shape[1] - 2 * m, shape[2] - 2 * m
-    moved = moved_window(stylized, offset, m, h, w)
+    moved = moved_window(stylized, offset, m, h, w, moves)
     return ops.mean(ops.square((stylized_next[:, m : m + h, m : m + w] - moved) / 255.0))

@@ -411,7 +411,7 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
         if temporal_start is not None and step >= temporal_start:
             # its own stream (seed, step, 1): the photo batches stay those of a run without it
             x, offsets = next_frames(x, np.random.default_rng([t.seed, step, 1]), cfg.loss.temporal_shift,
-                                     cfg.loss.temporal_noise, whole=cfg.loss.temporal_moves == "whole")
+                                     cfg.loss.temporal_noise, cfg.loss.temporal_moves)
         logs = trainer.train_on_batch(x, offsets, return_dict=True)
         step += 1
         now = time.perf_counter()

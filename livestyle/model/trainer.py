@@ -59,7 +59,7 @@ class StyleTrainer(keras.Model):
         temporal = ops.zeros((), "float32")
         if offset is not None:
             n = ops.shape(x)[0] // 2
-            temporal = temporal_term(y_pred[:n], y_pred[n:], offset[0], c.temporal_shift)
+            temporal = temporal_term(y_pred[:n], y_pred[n:], offset[0], c.temporal_shift, c.temporal_moves)
             x, y_pred = x[:n], y_pred[:n]
         terms = {**self.loss_terms(x, y_pred), "temporal": temporal}
         total = c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
