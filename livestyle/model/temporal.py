@@ -30,16 +30,16 @@ def start_step(weight: float, start_fraction: float, steps: int) -> int | None:
     return round(start_fraction * steps) if weight else None
 
 
-# the three kinds of move (loss.temporal_moves): subpixel resamples bilinearly, which
-# also blurs (the filter is asked to commute with a blur); whole rounds the move to
-# whole pixels (exact); lanczos resamples sub-pixel with a 3-lobe Lanczos kernel, whose
-# passband is nearly flat, so the move barely blurs
-MOVES = ("subpixel", "whole", "lanczos")
-# pixels the resampling reads beyond the move itself
+# the kinds of move (loss.temporal_moves): subpixel resamples bilinearly, which also
+# blurs (the filter is asked to commute with a blur); whole rounds the move to whole
+# pixels (exact); lanczos resamples sub-pixel with a 3-lobe Lanczos kernel, whose
+# passband is nearly flat, so the move barely blurs. Values: pixels the resampling reads
+# beyond the move itself
 _REACH = {"subpixel": 1, "whole": 1, "lanczos": 3}
 
 
 def reach(moves: str) -> int:
+    """Pixels of margin a move of this kind reads beyond the offset."""
     return _REACH[moves]
 
 
@@ -54,7 +54,7 @@ def _taps(frac, moves: str):
         return ops.where(ops.abs(v) < 1e-6, 1.0, ops.sin(np.pi * safe) / (np.pi * safe))
 
     w = [sinc(v) * sinc(v / 3) for v in t]
-    total = w[0] + w[1] + w[2] + w[3] + w[4] + w[5]
+    total = sum(w)
     return -2, [v / total for v in w]
 
 
