@@ -244,7 +244,8 @@ class NetworkConfig:
     padding: str = one_of("reflect", "reflect", "zero")
     # binomial blur taps before each stride-2 conv and after each nearest upsample; 0 = off.
     # Without it a 1-3 px move of the scene repaints the strokes (they are tied to the
-    # stride-4 grid) while a 4 px move does not: that is most of the flicker
+    # stride-4 grid) while a 4 px move does not. Alone it barely cut the flicker of real
+    # video; with the temporal term it is the gpu_video profile (docs/ABLATIONS.md s. 13)
     antialias: int = one_of(0, 0, 3, 5)
     # Inference only (export, preview, quality; training sees 0..255): input pixels are
     # mapped to these levels first. Trained filters answer saturated highlights, rare in
@@ -333,8 +334,7 @@ class TrainConfig:
     highlight_gain: float = bounded(1.6, 1.0, 4.0)
     # one TensorFlow thread, a fixed str hash seed and one BLAS thread, so a rerun or a
     # resumed run gives byte-identical weights (livestyle.model.train.single_thread_tensorflow,
-    # DETERMINISTIC_ENV); false uses
-    # every core and may differ in the last bits
+    # DETERMINISTIC_ENV); false uses every core and may differ in the last bits
     deterministic: bool = True
 
     def __post_init__(self):

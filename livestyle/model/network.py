@@ -9,6 +9,8 @@ Choices:
 - resize-conv (nearest upsample, then conv) by default instead of transposed conv:
   transposed convs leave checkerboard artifacts (Odena et al., Distill 2016).
 - reflection padding by default: zero padding darkens the borders.
+- optional anti-aliasing (NetworkConfig.antialias): a fixed blur before each stride-2
+  conv and after each upsample, so strokes are not tied to the stride-4 grid.
 - any input size: the input is reflect-padded up to a multiple of 4 (two stride-2
   stages) and the output cropped back, so 853 comes out as 853, not 852 or 856.
 - input and output are RGB in 0..255; the scaling happens inside the model so every

@@ -5,8 +5,8 @@ amplifies sensor noise: a sub-pixel camera move or a little noise repaints the s
 No video is needed to train against that (in the spirit of ReCoNet's output-level
 temporal loss and of Gupta et al. 2017's noise stability): each batch gets a "next
 frame" of itself, the same crops moved by a known offset (one per step, up to `shift`
-px in each direction, sub-pixel, resampled bilinearly as the flicker measure warps;
-borders reflected) plus Gaussian noise, and the loss asks that the stylized next frame
+px in each direction, resampled as loss.temporal_moves says: bilinearly, in whole
+pixels, or with Lanczos-3; borders reflected) plus Gaussian noise, and the loss asks that the stylized next frame
 equal the stylized frame moved by the same offset, away from the borders. The motion
 is known, so no optical flow enters training.
 
