@@ -289,6 +289,12 @@ class LossConfig:
     # asks the filter to commute with a blur (soft strokes); whole: exact pixel moves;
     # lanczos: sub-pixel moves resampled with a sharp kernel (livestyle.model.temporal)
     temporal_moves: str = one_of("subpixel", "subpixel", "whole", "lanczos")
+    # what else changes between real frames besides motion: the noise made spatially
+    # correlated by a Gaussian of this std in px (demosaicing and codecs correlate
+    # sensor noise; 0 = white), and each channel's gain drawn in 1 +- temporal_gain
+    # (exposure and white balance drift; 0 = off)
+    temporal_noise_blur: float = 0.0
+    temporal_gain: float = 0.0
 
     def __post_init__(self):
         if self.normalisation not in ("relative", "johnson"):
@@ -300,6 +306,8 @@ class LossConfig:
                                  f"{len(self.style_layers)} style_layers: give one per layer, or [] for all 1")
         if any(float(w) < 0 for w in self.style_layer_weights):
             raise LivestyleError(PARAMS_FILE, "loss.style_layer_weights must be >= 0")
+        if self.temporal_noise_blur < 0 or not 0 <= self.temporal_gain < 0.5:
+            raise LivestyleError(PARAMS_FILE, "loss.temporal_noise_blur must be >= 0 and loss.temporal_gain in [0, 0.5)")
         if not 0 <= self.temporal_from < 1:
             raise LivestyleError(PARAMS_FILE, f"loss.temporal_from = {self.temporal_from!r}: a fraction of train.steps, 0 to below 1")
 
@@ -332,8 +340,8 @@ class TrainConfig:
     # and clipped, so blown-out skies are seen in training (0 = off)
     highlight_prob: float = bounded(0.0, 0.0, 1.0)
     highlight_gain: float = bounded(1.6, 1.0, 4.0)
-    # one TensorFlow thread, a fixed str hash seed and one BLAS thread, so a rerun or a
-    # resumed run gives byte-identical weights (livestyle.model.train.single_thread_tensorflow,
+    # one TensorFlow thread, a fixed str hash seed, one BLAS thread and one CPU, so a rerun or a
+    # resumed run gives byte-identical weights (livestyle.model.determinism,
     # DETERMINISTIC_ENV); false uses every core and may differ in the last bits
     deterministic: bool = True
 

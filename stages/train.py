@@ -6,7 +6,8 @@ from livestyle.config import load_params, style_config
 from livestyle.errors import run_cli
 from livestyle.images import load_rgb
 from livestyle.model.data import DataConfig
-from livestyle.model.train import ensure_deterministic_process, train_style
+from livestyle.model.determinism import ensure_deterministic_process
+from livestyle.model.train import train_style
 
 
 def main(argv):

@@ -181,12 +181,22 @@ def test_device_next_frames_keep_the_host_contract():
     dy, dx = (int(v) for v in offsets[0])
     assert (dy, dx) == tuple(offsets[0])
     np.testing.assert_array_equal(both[2:, 4:-4, 4:-4], batch[:, 4 + dy : 36 + dy, 4 + dx : 36 + dx])
+    # correlated noise and gains, as on the host: the noise's std kept, its grain a few px
+    flat = np.full((2, 96, 96, 3), 128.0, np.float32)
+    grain = jax.jit(lambda b, s: next_frames(b, s, seed=0, shift=0, noise=5.0, noise_blur=1.5))
+    noise = np.asarray(grain(flat, 5)[0])[2:] - flat
+    assert abs(float(np.std(noise)) - 5.0) < 0.5
+    assert np.corrcoef(noise[:, :, :-1].ravel(), noise[:, :, 1:].ravel())[0, 1] > 0.7
+    gained = jax.jit(lambda b, s: next_frames(b, s, seed=0, shift=0, noise=0.0, gain=0.05))
+    ratio = np.asarray(gained(flat, 5)[0])[2:, 0, 0] / 128.0
+    assert np.abs(ratio - 1).max() <= 0.05 + 1e-5 and len(np.unique(ratio)) == 6
 
 
 @needs_jax
 def test_jax_loop_trains_with_the_temporal_loss(prepared, style_image, tmp_path):
     cfg = tiny(style_image, steps=8, loop="jax", steps_per_call=4)
-    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, temporal_weight=10.0, temporal_shift=2, temporal_from=0.25))
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, temporal_weight=10.0, temporal_shift=2, temporal_from=0.25,
+                                                            temporal_noise=2.0, temporal_noise_blur=1.0, temporal_gain=0.02))
     train_style(cfg, prepared, tmp_path)
     rows = _log(tmp_path)
     assert all(np.isfinite(float(r["loss"])) for r in rows)

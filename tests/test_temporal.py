@@ -84,6 +84,40 @@ def test_next_frames_add_noise_of_the_asked_strength():
     assert both[2:].min() >= 0 and both[2:].max() <= 255
 
 
+def _neighbour_correlation(noise):
+    a = noise[:, :, :-1].ravel() - noise.mean()
+    b = noise[:, :, 1:].ravel() - noise.mean()
+    return float(np.dot(a, b) / np.sqrt(np.dot(a, a) * np.dot(b, b)))
+
+
+def test_correlated_noise_keeps_its_strength_and_grows_grain():
+    batch = np.full((2, 96, 96, 3), 128.0, np.float32)
+    white, _ = next_frames(batch, np.random.default_rng(0), shift=0, noise=5.0)
+    grain, _ = next_frames(batch, np.random.default_rng(0), shift=0, noise=5.0, noise_blur=1.5)
+    white, grain = white[2:] - batch, grain[2:] - batch
+    assert abs(float(np.std(grain)) - 5.0) < 0.5  # the same std, as temporal_noise says
+    # white noise: neighbours independent; blurred: neighbours alike (grain a few px wide)
+    assert abs(_neighbour_correlation(white)) < 0.05 and _neighbour_correlation(grain) > 0.7
+    # no blur draws exactly what a run without the option drew
+    again, _ = next_frames(batch, np.random.default_rng(0), shift=0, noise=5.0, noise_blur=0.0, gain=0.0)
+    np.testing.assert_array_equal(again[2:] - batch, white)
+
+
+def test_gain_changes_each_channel_of_the_next_frame_by_at_most_the_asked_share():
+    batch = _batch(n=4)
+    both, offsets = next_frames(batch, np.random.default_rng(3), shift=0, noise=0.0, gain=0.05)
+    np.testing.assert_array_equal(both[:4], batch)  # the frames themselves untouched
+    ratio = both[4:].reshape(4, -1, 3) / np.maximum(batch.reshape(4, -1, 3), 1e-3)
+    inside = (both[4:].reshape(4, -1, 3) < 255) & (batch.reshape(4, -1, 3) > 5)  # not clipped, not ~0
+    per_channel = np.array([[np.median(ratio[i, inside[i, :, c], c]) for c in range(3)] for i in range(4)])
+    assert np.abs(per_channel - 1).max() <= 0.05 + 1e-4
+    assert len(np.unique(np.round(per_channel, 4))) > 6  # drawn per image and per channel
+    for i in range(4):  # one gain over a channel: a change of exposure, not noise
+        for c in range(3):
+            np.testing.assert_allclose(ratio[i, inside[i, :, c], c], per_channel[i, c], rtol=1e-4)
+    assert both[4:].max() <= 255
+
+
 def test_temporal_term_is_zero_for_a_filter_that_moves_with_the_frame():
     batch = _batch(h=64, w=64)
     both, offsets = next_frames(batch, np.random.default_rng(1), 4, 0.0)
@@ -102,14 +136,18 @@ def test_negative_temporal_settings_are_refused():
         LossConfig(temporal_weight=-1)
     with pytest.raises(LivestyleError, match="temporal_from"):
         LossConfig(temporal_from=1.0)
+    for bad in ({"temporal_noise_blur": -1.0}, {"temporal_gain": 0.5}, {"temporal_gain": -0.1}):
+        with pytest.raises(LivestyleError, match="temporal_noise_blur|temporal_gain"):
+            LossConfig(**bad)
 
 
 def _with_temporal(style_image, weight, start=0.0, **train):
     import dataclasses
 
     cfg = tiny(style_image, steps=6, **train)
+    # correlated noise and gains on: the Keras loop draws its pairs with them
     return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, temporal_weight=weight, temporal_shift=2, temporal_noise=3.0,
-                                                             temporal_from=start))
+                                                             temporal_from=start, temporal_noise_blur=1.0, temporal_gain=0.02))
 
 
 def test_training_with_the_temporal_loss_logs_and_weighs_it(prepared, style_image, tmp_path):

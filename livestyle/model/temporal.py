@@ -6,7 +6,8 @@ No video is needed to train against that (in the spirit of ReCoNet's output-leve
 temporal loss and of Gupta et al. 2017's noise stability): each batch gets a "next
 frame" of itself, the same crops moved by a known offset (one per step, up to `shift`
 px in each direction, resampled as loss.temporal_moves says: bilinearly, in whole
-pixels, or with Lanczos-3; borders reflected) plus Gaussian noise, and the loss asks that the stylized next frame
+pixels, or with Lanczos-3; borders reflected) plus Gaussian noise (white or correlated)
+and a small change of each channel's gain, and the loss asks that the stylized next frame
 equal the stylized frame moved by the same offset, away from the borders. The motion
 is known, so no optical flow enters training.
 
@@ -74,11 +75,36 @@ def moved_window(images, offset, margin: int, height: int, width: int, moves: st
     return sum(wk * ops.slice(rows, [0, 0, k, 0], [n, height, width, c]) for k, wk in enumerate(wx))
 
 
+def gaussian_taps(sigma: float) -> np.ndarray:
+    """A normalised 1-D Gaussian of std sigma px, out to 3 sigma."""
+    r = max(1, int(np.ceil(3 * sigma)))
+    k = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma**2))
+    return (k / k.sum()).astype(np.float32)
+
+
+def correlated_noise(white, sigma: float):
+    """White noise (N, H, W, C) blurred by a Gaussian of std sigma px (reflected borders)
+    and scaled back to its own std: grain the size of a few pixels, as a camera's
+    demosaicing and a codec leave it, where white noise is mostly removed by the
+    network's first 9x9 filter. sigma 0 returns it unchanged."""
+    if sigma <= 0:
+        return white
+    taps = gaussian_taps(sigma)
+    r = len(taps) // 2
+    # a separable blur scales the std of white noise by sum(taps**2)
+    scale = 1.0 / float(np.sum(taps**2))
+    n, h, w, c = ops.shape(white)
+    padded = ops.pad(white, [[0, 0], [r, r], [r, r], [0, 0]], mode="reflect")
+    rows = sum(float(t) * ops.slice(padded, [0, k, 0, 0], [n, h, w + 2 * r, c]) for k, t in enumerate(taps))
+    return scale * sum(float(t) * ops.slice(rows, [0, 0, k, 0], [n, h, w, c]) for k, t in enumerate(taps))
+
+
 def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise: float,
-                moves: str = "subpixel") -> tuple[np.ndarray, np.ndarray]:
+                moves: str = "subpixel", noise_blur: float = 0.0, gain: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(frames and next frames stacked, 2B x H x W x 3; the offset rows (B, 2) as
-    (dy, dx)): next[i, j] = batch[i + dy, j + dx] + noise, resampled as `moves` says
-    (whole: the offset rounded to whole pixels, an exact move)."""
+    (dy, dx)): next[i, j] = gains * batch[i + dy, j + dx] + noise, resampled as `moves`
+    says (whole: the offset rounded to whole pixels, an exact move); the noise blurred
+    by correlated_noise(noise_blur), the gains drawn per image and channel in 1 +- gain."""
     n, h, w, _ = batch.shape
     offset = rng.uniform(-shift, shift, 2).astype(np.float32)
     if moves == "whole":
@@ -86,8 +112,13 @@ def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise
     pad = int(np.ceil(shift)) + reach(moves)
     padded = np.pad(batch.astype(np.float32), ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     moved = np.asarray(ops.convert_to_numpy(moved_window(padded, offset, pad, h, w, moves)))
-    moved = np.clip(moved + rng.normal(0.0, noise, moved.shape), 0, 255).astype(np.float32)
-    return np.concatenate([batch.astype(np.float32), moved]), np.tile(offset[None], (n, 1))
+    grain = rng.normal(0.0, noise, moved.shape)
+    if noise_blur:
+        grain = np.asarray(ops.convert_to_numpy(correlated_noise(grain.astype(np.float32), noise_blur)))
+    moved = moved + grain
+    if gain:  # drawn after the noise: a run without it draws what it drew before
+        moved = moved * rng.uniform(1 - gain, 1 + gain, (n, 1, 1, 3))
+    return np.concatenate([batch.astype(np.float32), np.clip(moved, 0, 255).astype(np.float32)]), np.tile(offset[None], (n, 1))
 
 
 def temporal_term(stylized, stylized_next, offset, shift: float, moves: str = "subpixel"):

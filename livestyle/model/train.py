@@ -15,9 +15,7 @@ import csv
 import hashlib
 import io
 import json
-import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from livestyle.errors import LivestyleError
 from livestyle.images import center_crop, grid, load_rgb, resize_short_side, save_figure, save_png
 from livestyle.model.augment import host_gains, overexpose
 from livestyle.model.data import load_images
+from livestyle.model.determinism import single_thread_tensorflow
 from livestyle.model.lossnet import build_lossnet
 from livestyle.model.network import build_transformer
 from livestyle.model.temporal import next_frames, start_step
@@ -296,54 +295,6 @@ def resolve_loop(t: TrainConfig, files: list[Path]) -> str:
     return "keras"
 
 
-# What a byte-identical training process needs in its environment before Python and the
-# libraries start: Python's str hash salt fixed, and the BLAS/OpenMP pools of numpy's
-# libraries on one thread. With the pools at their default (both cores), 2 of 8 fresh
-# 6-step runs of the default style on a loaded machine wrote different weights; with
-# them at one thread, 8 of 8 the same (TensorFlow's own threads are set by
-# single_thread_tensorflow; turning oneDNN off did not help: 1 of 4 still differed).
-DETERMINISTIC_ENV = {"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                     "MKL_NUM_THREADS": "1"}
-
-
-def ensure_deterministic_process() -> None:
-    """Re-run this process's command line with DETERMINISTIC_ENV unless it already has it.
-
-    Python salts str hashes per process, and somewhere below Keras that salt orders
-    floating-point sums: with one thread, four runs of the default style gave three
-    different weight files, with the seed fixed four the same. Call it before any work.
-    """
-    if all(os.environ.get(k) == v for k, v in DETERMINISTIC_ENV.items()):
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **DETERMINISTIC_ENV})
-
-
-def single_thread_tensorflow() -> None:
-    """One TensorFlow thread inside and between ops, so a rerun or a resumed run of
-    training gives byte-identical outputs on this machine.
-
-    Op determinism alone is not enough on CPU: with several threads, partial sums are
-    added in the order threads finish. Two runs of the default style's settings differed
-    after two steps; with one thread between ops but both inside them, 1 of 4 four-step
-    runs and a pair of 16-step runs still differed. One thread inside and between ops
-    gave the same weights every time, at 2.8-3.4 img/s against 3.1-3.2 with both cores
-    (measured with the second core busy; train.deterministic: false uses both).
-    """
-    import tensorflow as tf
-
-    threading = tf.config.threading
-    if threading.get_inter_op_parallelism_threads() == threading.get_intra_op_parallelism_threads() == 1:
-        return
-    try:
-        threading.set_inter_op_parallelism_threads(1)
-        threading.set_intra_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already ran an op in this process (a test, a notebook)
-        print("note: TensorFlow was initialised before training; a rerun may differ in the last bits "
-              "(TF_NUM_INTEROP_THREADS=1 TF_NUM_INTRAOP_THREADS=1 for byte-identical runs)")
-
-
 def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: int = 4, stop_after: int | None = None) -> dict:
     """Train (or resume) one style into out_dir. `stop_after` ends early, as a kill would."""
     t = cfg.train
@@ -411,7 +362,8 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
         if temporal_start is not None and step >= temporal_start:
             # its own stream (seed, step, 1): the photo batches stay those of a run without it
             x, offsets = next_frames(x, np.random.default_rng([t.seed, step, 1]), cfg.loss.temporal_shift,
-                                     cfg.loss.temporal_noise, cfg.loss.temporal_moves)
+                                     cfg.loss.temporal_noise, cfg.loss.temporal_moves, cfg.loss.temporal_noise_blur,
+                                     cfg.loss.temporal_gain)
         logs = trainer.train_on_batch(x, offsets, return_dict=True)
         step += 1
         now = time.perf_counter()
