@@ -341,8 +341,8 @@ class TrainConfig:
     highlight_prob: float = bounded(0.0, 0.0, 1.0)
     highlight_gain: float = bounded(1.6, 1.0, 4.0)
     # one TensorFlow thread, a fixed str hash seed, one BLAS thread and one CPU, so a rerun or a
-    # resumed run gives byte-identical weights (livestyle.model.determinism,
-    # DETERMINISTIC_ENV); false uses every core and may differ in the last bits
+    # resumed run gives the same weights (byte for byte on an idle machine; under load the
+    # last bits may still differ: livestyle.model.determinism); false uses every core
     deterministic: bool = True
 
     def __post_init__(self):
