@@ -69,7 +69,10 @@ def pin_to_one_cpu(lock_dir: Path | None = None) -> int | None:
             continue
         _cpu_lock, chosen = handle, cpu
         break
-    os.sched_setaffinity(0, {chosen})
+    try:
+        os.sched_setaffinity(0, {chosen})
+    except OSError:  # a container that forbids it: train unpinned, as before
+        return None
     return chosen
 
 
