@@ -102,9 +102,10 @@ def correlated_noise(white, sigma: float):
 def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise: float,
                 moves: str = "subpixel", noise_blur: float = 0.0, gain: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(frames and next frames stacked, 2B x H x W x 3; the offset rows (B, 2) as
-    (dy, dx)): next[i, j] = gains * batch[i + dy, j + dx] + noise, resampled as `moves`
-    says (whole: the offset rounded to whole pixels, an exact move); the noise blurred
-    by correlated_noise(noise_blur), the gains drawn per image and channel in 1 +- gain."""
+    (dy, dx)): next[i, j] = gains * (batch[i + dy, j + dx] + noise), resampled as
+    `moves` says (whole: the offset rounded to whole pixels, an exact move); the noise
+    blurred by correlated_noise(noise_blur), the gains drawn per image and channel in
+    1 +- gain (a camera's exposure scales its noise too)."""
     n, h, w, _ = batch.shape
     offset = rng.uniform(-shift, shift, 2).astype(np.float32)
     if moves == "whole":
