@@ -203,6 +203,12 @@ def test_two_trainings_side_by_side_are_pinned_to_different_cpus(tmp_path):
     third = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, input="", capture_output=True,
                            text=True, check=True).stdout.split()[0]
     assert third == str(min(os.sched_getaffinity(0)))
+    # a lock file that cannot be opened (another user's) skips that CPU instead of failing
+    (tmp_path / f"livestyle-train-cpu{third}.lock").unlink()
+    (tmp_path / f"livestyle-train-cpu{third}.lock").mkdir()
+    fourth = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, input="", capture_output=True,
+                            text=True, check=True).stdout.split()[0]
+    assert fourth != third
 
 
 def _h5_tensors(path: Path) -> dict[str, np.ndarray]:
