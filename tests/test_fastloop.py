@@ -5,11 +5,10 @@ runs the config checks alone."""
 import dataclasses
 import importlib.util
 
-import h5py
 import keras
 import numpy as np
 import pytest
-from test_train import _log, prepared, style_image, tiny  # noqa: F401 (fixtures)
+from test_train import _log, h5_tensors, prepared, style_image, tiny  # noqa: F401 (fixtures)
 
 from livestyle.config import TrainConfig
 from livestyle.errors import LivestyleError
@@ -20,15 +19,8 @@ ON_JAX = importlib.util.find_spec("jax") is not None and keras.backend.backend()
 needs_jax = pytest.mark.skipif(not ON_JAX, reason="needs jax as the Keras backend (KERAS_BACKEND=jax)")
 
 
-def _weights(path):
-    with h5py.File(path, "r") as f:
-        out = {}
-        f.visititems(lambda name, obj: out.__setitem__(name, np.asarray(obj)) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
 def _assert_same_weights(a, b):
-    wa, wb = _weights(a / "transformer.weights.h5"), _weights(b / "transformer.weights.h5")
+    wa, wb = h5_tensors(a / "transformer.weights.h5"), h5_tensors(b / "transformer.weights.h5")
     assert wa.keys() == wb.keys() and wa
     for k in wa:
         np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)

@@ -211,12 +211,13 @@ def test_two_trainings_side_by_side_are_pinned_to_different_cpus(tmp_path):
     assert fourth != third
 
 
-def _h5_tensors(path: Path) -> dict[str, np.ndarray]:
+def h5_tensors(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset of a Keras weights file by its path inside the file."""
     import h5py
 
     out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, np.asarray(obj)) if isinstance(obj, h5py.Dataset) else None)
     return out
 
 
@@ -239,9 +240,9 @@ def assert_same_training(out: Path, first: Path, start_weights: Path) -> None:
         assert {k: float(v) for k, v in r.items()} == pytest.approx({k: float(v) for k, v in w.items()}, rel=1e-3, abs=1e-7)
     assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == \
         json.loads((first / "checkpoint" / "state.json").read_text())["step"]
-    start = _h5_tensors(start_weights)
+    start = h5_tensors(start_weights)
     for rel in ("transformer.weights.h5", "checkpoint/transformer.weights.h5"):
-        got, ref = _h5_tensors(out / rel), _h5_tensors(first / rel)
+        got, ref = h5_tensors(out / rel), h5_tensors(first / rel)
         assert got.keys() == ref.keys()
         for k in ref:
             moved = float(np.linalg.norm(ref[k] - start[k])) if k in start else float(np.linalg.norm(ref[k]))

@@ -66,12 +66,17 @@ def moved_window(images, offset, margin: int, height: int, width: int, moves: st
     offset = ops.cast(offset, "float32")
     whole = ops.floor(offset)
     top, left = ops.cast(whole[0], "int32") + margin, ops.cast(whole[1], "int32") + margin
-    n, c = ops.shape(images)[0], ops.shape(images)[3]
     y0, wy = _taps(offset[0] - whole[0], moves)
     x0, wx = _taps(offset[1] - whole[1], moves)
+    return separable_filter(images, wy, wx, top + y0, left + x0, height, width)
+
+
+def separable_filter(images, wy, wx, top, left, height: int, width: int):
+    """sum over k, l of wy[k] * wx[l] * images[top + k + i, left + l + j], for i < height
+    and j < width: rows first, over the columns the second pass needs; then columns."""
+    n, c = ops.shape(images)[0], ops.shape(images)[3]
     cols = width + len(wx) - 1
-    # rows first, over the columns the second pass needs; then columns
-    rows = sum(wk * ops.slice(images, [0, top + y0 + k, left + x0, 0], [n, height, cols, c]) for k, wk in enumerate(wy))
+    rows = sum(wk * ops.slice(images, [0, top + k, left, 0], [n, height, cols, c]) for k, wk in enumerate(wy))
     return sum(wk * ops.slice(rows, [0, 0, k, 0], [n, height, width, c]) for k, wk in enumerate(wx))
 
 
@@ -89,14 +94,13 @@ def correlated_noise(white, sigma: float):
     network's first 9x9 filter. sigma 0 returns it unchanged."""
     if sigma <= 0:
         return white
-    taps = gaussian_taps(sigma)
+    taps = [float(t) for t in gaussian_taps(sigma)]
     r = len(taps) // 2
     # a separable blur scales the std of white noise by sum(taps**2)
-    scale = 1.0 / float(np.sum(taps**2))
-    n, h, w, c = ops.shape(white)
+    scale = 1.0 / sum(t * t for t in taps)
+    _, h, w, _ = ops.shape(white)
     padded = ops.pad(white, [[0, 0], [r, r], [r, r], [0, 0]], mode="reflect")
-    rows = sum(float(t) * ops.slice(padded, [0, k, 0, 0], [n, h, w + 2 * r, c]) for k, t in enumerate(taps))
-    return scale * sum(float(t) * ops.slice(rows, [0, 0, k, 0], [n, h, w, c]) for k, t in enumerate(taps))
+    return scale * separable_filter(padded, taps, taps, 0, 0, h, w)
 
 
 def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise: float,
