@@ -52,10 +52,15 @@ def _to_unit(frame: np.ndarray) -> np.ndarray:
     return frame / 255.0
 
 
-def _masked_mse(cur: np.ndarray, prev: np.ndarray, map_x, map_y, mask: np.ndarray) -> float:
+def warp_error_map(cur: np.ndarray, prev: np.ndarray, map_x, map_y) -> np.ndarray:
+    """Per-pixel squared error (mean over RGB) between frame t and frame t-1 warped onto it."""
     warped = cv2.remap(prev, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     diff = cv2.subtract(cur, warped)
-    err = cv2.transform(diff * diff, np.full((1, 3), 1 / 3, np.float32))  # mean over RGB
+    return cv2.transform(diff * diff, np.full((1, 3), 1 / 3, np.float32))  # mean over RGB
+
+
+def _masked_mse(cur: np.ndarray, prev: np.ndarray, map_x, map_y, mask: np.ndarray) -> float:
+    err = warp_error_map(cur, prev, map_x, map_y)
     n = int(np.count_nonzero(mask))
     return float(err[mask].sum(dtype=np.float64) / n) if n else float("nan")
 
@@ -81,6 +86,7 @@ class FlickerMeter:
     def __post_init__(self):
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[self.preset])
         self._prev = None
+        self.last_pair = None
 
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         flow = self._dis.calc(a, b, None)
@@ -108,6 +114,7 @@ class FlickerMeter:
             flow_b = self._flow(gray, g0)
             flow_f = self._flow(g0, gray)
             mask, mx, my = consistency_mask(flow_b, flow_f)
+            self.last_pair = (o0, s0, o, s, mask, mx, my)  # for meters that look closer (flicker_where)
             self.stylized.append(_masked_mse(s, s0, mx, my, mask))
             self.original.append(_masked_mse(o, o0, mx, my, mask))
             self.masked.append(float(1.0 - mask.mean()))

@@ -1,0 +1,83 @@
+"""Where filters flicker on a clip: the preview stage's warping error split by how flat
+the original frame is (livestyle.measure.flicker_where), and a mean error map.
+
+    python scripts/flicker_where.py OUT_DIR --clip ../shared/data/video/fox.mp4 --max-seconds 5 \
+        --profile gpu LABEL=WEIGHTS.h5[@{"antialias": 3}] [LABEL=...]
+
+Frames are read, decimated and sized as `dvc repro preview@S` does (params.yaml's
+preview: section), so the total ratio equals scripts/flicker_compare.py's. Writes
+OUT_DIR/LABEL_where.json (the table) and OUT_DIR/LABEL_where.png (the clip's first frame
+| the mean stylized error per pixel, brighter = more flicker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from livestyle import markdown
+from livestyle.config import NetworkConfig, load_params
+from livestyle.convert.export import stylizer
+from livestyle.measure.flicker_where import FlickerWhereMeter
+from livestyle.media.preview import PreviewConfig, plan_sizes
+from livestyle.media.video import expected_frames, fit, probe, read_frames
+
+
+def measure(stylize, clip: str, cfg: PreviewConfig, label: str) -> tuple[FlickerWhereMeter, np.ndarray]:
+    info = probe(clip)
+    mh, mw = plan_sizes(info, cfg).model
+    meter = FlickerWhereMeter(cfg.flow_preset, cfg.flow_scale)
+    first = None
+    total = expected_frames(info, cfg.fps, cfg.max_seconds)
+    for frame in tqdm(read_frames(clip, cfg.fps, cfg.max_seconds), total=total, desc=label, unit="frame", file=sys.stderr):
+        x = fit(frame.rgb, mh, mw)
+        y = np.clip(np.asarray(stylize(x[None].astype(np.float32)))[0], 0, 255).round().astype(np.uint8)
+        meter.update(x, y)
+        first = x if first is None else first
+    return meter, first
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("filters", nargs="+", metavar="LABEL=WEIGHTS")
+    ap.add_argument("--clip", required=True)
+    ap.add_argument("--max-seconds", type=float)
+    ap.add_argument("--profile", default=None, help="params.yaml profile whose network settings apply (gpu for GPU-trained weights)")
+    args = ap.parse_args()
+    params = load_params(profile=args.profile)
+    cfg = PreviewConfig.from_params(params.get("preview"))
+    if args.max_seconds:
+        cfg = dataclasses.replace(cfg, max_seconds=args.max_seconds)
+    net = NetworkConfig.from_params(params.get("network"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for label, spec in (f.split("=", 1) for f in args.filters):
+        weights, _, overrides = spec.partition("@")
+        filter_net = dataclasses.replace(net, **json.loads(overrides)) if overrides else net
+        meter, first = measure(stylizer(Path(weights), filter_net), args.clip, cfg, label)
+        rows = meter.by_contrast()
+        total = meter.summary()
+        print(f"\n{label}: whole clip {total['warp_error_ratio']:.2f}x over {total['pairs']} pairs")
+        print(markdown.table(
+            ["local contrast", "pixels", "warp error, stylized", "warp error, input", "ratio", "share of the flicker"],
+            [[r["contrast"], f"{r['pixel_share']:.0%}", f"{r['warp_error_stylized']:.5f}", f"{r['warp_error_original']:.5f}",
+              f"{r['ratio']:.2f}", f"{r['stylized_error_share']:.0%}"] for r in rows], align="lrrrrr"), flush=True)
+        tmp = out / f".{label}_where.json.tmp"
+        tmp.write_text(json.dumps({"whole_clip": total, "by_contrast": rows}, indent=1))
+        tmp.replace(out / f"{label}_where.json")
+        picture = np.concatenate([first, meter.heat_map()], axis=1)
+        tmp = out / f".{label}_where.tmp.png"
+        Image.fromarray(picture).save(tmp, format="PNG")
+        tmp.replace(out / f"{label}_where.png")
+
+
+if __name__ == "__main__":
+    main()
