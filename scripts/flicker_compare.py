@@ -15,41 +15,30 @@ warping error of the stylized frames over the clip's own (1.0 = adds no flicker)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import subprocess
 from pathlib import Path
 
 from livestyle import markdown
-from livestyle.config import NetworkConfig, load_params
 from livestyle.convert.export import stylizer
-from livestyle.media.preview import PreviewConfig, render_clip
+from livestyle.measure import clip_filters
+from livestyle.media.preview import render_clip
 from livestyle.media.video import ffmpeg_exe
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("filters", nargs="+", metavar="LABEL=WEIGHTS")
-    ap.add_argument("--clip", required=True)
-    ap.add_argument("--max-seconds", type=float)
+    clip_filters.add_arguments(ap)
     ap.add_argument("--side-by-side", metavar="A,B")
-    ap.add_argument("--profile", default=None, help="params.yaml profile whose network settings apply (gpu for GPU-trained weights)")
     args = ap.parse_args()
-    params = load_params(profile=args.profile)
-    cfg = PreviewConfig.from_params(params.get("preview"))
-    if args.max_seconds:
-        cfg = dataclasses.replace(cfg, max_seconds=args.max_seconds)
-    net = NetworkConfig.from_params(params.get("network"))
+    cfg, filters = clip_filters.resolve(args)
     out = Path(args.out)
     rows = {}
     # a header first, then one row as each filter's clip finishes (a run takes minutes)
     print(markdown.table(["filter", "frame pairs", "warp error, stylized", "warp error, input", "ratio"], [],
                          align="lrrrr"), flush=True)
-    for label, spec in (f.split("=", 1) for f in args.filters):
-        weights, _, overrides = spec.partition("@")
-        filter_net = dataclasses.replace(net, **json.loads(overrides)) if overrides else net
-        m = render_clip(stylizer(Path(weights), filter_net), label, args.clip, out / label, cfg, name="clip")
+    for label, weights, filter_net in filters:
+        m = render_clip(stylizer(weights, filter_net), label, args.clip, out / label, cfg, name="clip")
         rows[label] = {k: m[k] for k in ("pairs", "warp_error_stylized", "warp_error_original", "warp_error_ratio")}
         print(markdown.row([label, f"{m['pairs']}", f"{m['warp_error_stylized']:.5f}", f"{m['warp_error_original']:.5f}",
                             f"{m['warp_error_ratio']:.2f}"]), flush=True)

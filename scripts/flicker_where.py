@@ -13,7 +13,6 @@ OUT_DIR/LABEL_where.json (the table) and OUT_DIR/LABEL_where.png (the clip's fir
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -23,8 +22,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from livestyle import markdown
-from livestyle.config import NetworkConfig, load_params
 from livestyle.convert.export import stylizer
+from livestyle.measure import clip_filters
 from livestyle.measure.flicker_where import FlickerWhereMeter
 from livestyle.media.preview import PreviewConfig, plan_sizes
 from livestyle.media.video import expected_frames, fit, probe, read_frames
@@ -46,23 +45,13 @@ def measure(stylize, clip: str, cfg: PreviewConfig, label: str) -> tuple[Flicker
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("out")
-    ap.add_argument("filters", nargs="+", metavar="LABEL=WEIGHTS")
-    ap.add_argument("--clip", required=True)
-    ap.add_argument("--max-seconds", type=float)
-    ap.add_argument("--profile", default=None, help="params.yaml profile whose network settings apply (gpu for GPU-trained weights)")
+    clip_filters.add_arguments(ap)
     args = ap.parse_args()
-    params = load_params(profile=args.profile)
-    cfg = PreviewConfig.from_params(params.get("preview"))
-    if args.max_seconds:
-        cfg = dataclasses.replace(cfg, max_seconds=args.max_seconds)
-    net = NetworkConfig.from_params(params.get("network"))
+    cfg, filters = clip_filters.resolve(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for label, spec in (f.split("=", 1) for f in args.filters):
-        weights, _, overrides = spec.partition("@")
-        filter_net = dataclasses.replace(net, **json.loads(overrides)) if overrides else net
-        meter, first = measure(stylizer(Path(weights), filter_net), args.clip, cfg, label)
+    for label, weights, filter_net in filters:
+        meter, first = measure(stylizer(weights, filter_net), args.clip, cfg, label)
         rows = meter.by_contrast()
         total = meter.summary()
         print(f"\n{label}: whole clip {total['warp_error_ratio']:.2f}x over {total['pairs']} pairs")
