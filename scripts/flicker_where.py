@@ -6,8 +6,9 @@ the original frame is (livestyle.measure.flicker_where), and a mean error map.
 
 Frames are read, decimated and sized as `dvc repro preview@S` does (params.yaml's
 preview: section), so the total ratio equals scripts/flicker_compare.py's. Writes
-OUT_DIR/LABEL_where.json (the table) and OUT_DIR/LABEL_where.png (the clip's first frame
-| the mean stylized error per pixel, brighter = more flicker).
+OUT_DIR/LABEL_where.json (the table), OUT_DIR/LABEL_where.png (the clip's first frame |
+the RMS stylized error per pixel, brighter = more flicker; --heat-top gives every filter
+one scale) and OUT_DIR/LABEL_where_rms.npy (that map as numbers).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def measure(stylize, clip: str, cfg: PreviewConfig, label: str) -> tuple[Flicker
 def main() -> None:
     ap = argparse.ArgumentParser()
     clip_filters.add_arguments(ap)
+    ap.add_argument("--heat-top", type=float, help="RMS error (0..1 levels) drawn at full brightness, the same for every "
+                    "filter (default: each filter's 99.5th percentile)")
     args = ap.parse_args()
     cfg, filters = clip_filters.resolve(args)
     out = Path(args.out)
@@ -62,7 +65,8 @@ def main() -> None:
         tmp = out / f".{label}_where.json.tmp"
         tmp.write_text(json.dumps({"whole_clip": total, "by_contrast": rows}, indent=1))
         tmp.replace(out / f"{label}_where.json")
-        picture = np.concatenate([first, meter.heat_map()], axis=1)
+        np.save(out / f"{label}_where_rms.npy", meter.rms_map())
+        picture = np.concatenate([first, meter.heat_map(args.heat_top)], axis=1)
         tmp = out / f".{label}_where.tmp.png"
         Image.fromarray(picture).save(tmp, format="PNG")
         tmp.replace(out / f"{label}_where.png")

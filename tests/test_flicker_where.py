@@ -60,6 +60,10 @@ def test_strokes_invented_on_a_flat_wall_show_up_in_the_flat_bin_and_the_heat_ma
     assert heat.shape == (*frames[0].shape[:2], 3) and heat.dtype == np.uint8
     # the flat wall (right) glows, the moving texture (left, well inside its half) stays dark
     assert heat[:, -30:].mean() > 2 * heat[:, 8:30].mean()
+    # one scale for several filters: a higher top draws the same error darker
+    assert meter.heat_map(top=1.0).mean() < heat.mean()
+    rms = meter.rms_map()
+    assert rms.dtype == np.float32 and rms[:, -30:].mean() > 3 * rms[:, 8:30].mean()
     assert meter.summary()["pairs"] == len(frames) - 1
 
 

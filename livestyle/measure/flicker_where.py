@@ -79,11 +79,16 @@ class FlickerWhereMeter(FlickerMeter):
             })
         return rows
 
-    def heat_map(self) -> np.ndarray:
-        """The mean stylized warping error per pixel as a uint8 colour map (brighter = more flicker)."""
+    def rms_map(self) -> np.ndarray:
+        """Per pixel, the RMS over frame pairs of the stylized warping error (0..1 levels)."""
         if self.error_map is None:
             raise ValueError("no frame pairs measured")
-        m = np.sqrt(self.error_map / max(self.pairs_mapped, 1))  # RMS, 0..1 levels
-        top = float(np.percentile(m, 99.5)) or 1.0
+        return np.sqrt(self.error_map / max(self.pairs_mapped, 1)).astype(np.float32)
+
+    def heat_map(self, top: float | None = None) -> np.ndarray:
+        """rms_map as a uint8 colour map, brighter = more flicker; `top` (0..1 levels) is
+        full brightness: give filters one top to compare them, else each its 99.5th percentile."""
+        m = self.rms_map()
+        top = top or float(np.percentile(m, 99.5)) or 1.0
         gray = np.clip(m / top * 255, 0, 255).astype(np.uint8)
         return cv2.cvtColor(cv2.applyColorMap(gray, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
