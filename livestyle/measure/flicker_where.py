@@ -18,8 +18,8 @@ import numpy as np
 
 from livestyle.measure.flicker import FlickerMeter, warp_error_map
 
-# local luminance std (0..1) bounds: flat walls and skies sit under 0.01 after a codec,
-# fur and foliage over 0.05
+# local luminance std (0..1) bounds: on fox.mp4 the wall and the sheet fall under 0.01
+# (58 % of the pixels) and only edges (the eye, the ear, the garland) over 0.05 (8 %)
 DEFAULT_EDGES = (0.0, 0.01, 0.02, 0.05, np.inf)
 
 
@@ -80,7 +80,8 @@ class FlickerWhereMeter(FlickerMeter):
         return rows
 
     def rms_map(self) -> np.ndarray:
-        """Per pixel, the RMS over frame pairs of the stylized warping error (0..1 levels)."""
+        """Per pixel, the RMS over frame pairs of the stylized warping error (0..1 levels);
+        a pair where the pixel was occluded counts 0, as it does in the clip's figure."""
         if self.error_map is None:
             raise ValueError("no frame pairs measured")
         return np.sqrt(self.error_map / max(self.pairs_mapped, 1)).astype(np.float32)
