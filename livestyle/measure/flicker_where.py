@@ -81,7 +81,7 @@ class FlickerWhereMeter(FlickerMeter):
 
     def rms_map(self) -> np.ndarray:
         """Per pixel, the RMS over frame pairs of the stylized warping error (0..1 levels);
-        a pair where the pixel was occluded counts 0, as it does in the clip's figure."""
+        a pair where the pixel was occluded adds 0 (the clip's figure leaves such pixels out)."""
         if self.error_map is None:
             raise ValueError("no frame pairs measured")
         return np.sqrt(self.error_map / max(self.pairs_mapped, 1)).astype(np.float32)
