@@ -21,7 +21,7 @@ from pathlib import Path
 
 from livestyle import markdown
 from livestyle.convert.export import stylizer
-from livestyle.measure import clip_filters
+from livestyle.media import clip_filters
 from livestyle.media.preview import render_clip
 from livestyle.media.video import ffmpeg_exe
 

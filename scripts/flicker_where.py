@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from livestyle import markdown
 from livestyle.convert.export import stylizer
-from livestyle.measure import clip_filters
+from livestyle.media import clip_filters
 from livestyle.measure.flicker_where import FlickerWhereMeter
 from livestyle.media.preview import PreviewConfig, plan_sizes
 from livestyle.media.video import expected_frames, fit, probe, read_frames

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from livestyle.measure import clip_filters
+from livestyle.media import clip_filters
 
 
 def _parse(*argv):
