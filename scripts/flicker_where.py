@@ -14,16 +14,16 @@ one scale) and OUT_DIR/LABEL_where_rms.npy (that map as numbers).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from livestyle import markdown
+from livestyle.atomic import atomic_path, write_json
 from livestyle.convert.export import stylizer
+from livestyle.images import save_png
 from livestyle.media import clip_filters
 from livestyle.measure.flicker_where import FlickerWhereMeter
 from livestyle.media.preview import PreviewConfig, plan_sizes
@@ -52,7 +52,6 @@ def main() -> None:
     args = ap.parse_args()
     cfg, filters = clip_filters.resolve(args)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     for label, weights, filter_net in filters:
         meter, first = measure(stylizer(weights, filter_net), args.clip, cfg, label)
         rows = meter.by_contrast()
@@ -62,14 +61,10 @@ def main() -> None:
             ["local contrast", "pixels", "warp error, stylized", "warp error, input", "ratio", "share of the flicker"],
             [[r["contrast"], f"{r['pixel_share']:.0%}", f"{r['warp_error_stylized']:.5f}", f"{r['warp_error_original']:.5f}",
               f"{r['ratio']:.2f}", f"{r['stylized_error_share']:.0%}"] for r in rows], align="lrrrrr"), flush=True)
-        tmp = out / f".{label}_where.json.tmp"
-        tmp.write_text(json.dumps({"whole_clip": total, "by_contrast": rows}, indent=1))
-        tmp.replace(out / f"{label}_where.json")
-        np.save(out / f"{label}_where_rms.npy", meter.rms_map())
-        picture = np.concatenate([first, meter.heat_map(args.heat_top)], axis=1)
-        tmp = out / f".{label}_where.tmp.png"
-        Image.fromarray(picture).save(tmp, format="PNG")
-        tmp.replace(out / f"{label}_where.png")
+        write_json(out / f"{label}_where.json", {"whole_clip": total, "by_contrast": rows})
+        with atomic_path(out / f"{label}_where_rms.npy") as tmp:
+            np.save(tmp, meter.rms_map())
+        save_png(out / f"{label}_where.png", np.concatenate([first, meter.heat_map(args.heat_top)], axis=1))
 
 
 if __name__ == "__main__":

@@ -59,8 +59,7 @@ def warp_error_map(cur: np.ndarray, prev: np.ndarray, map_x, map_y) -> np.ndarra
     return cv2.transform(diff * diff, np.full((1, 3), 1 / 3, np.float32))  # mean over RGB
 
 
-def _masked_mse(cur: np.ndarray, prev: np.ndarray, map_x, map_y, mask: np.ndarray) -> float:
-    err = warp_error_map(cur, prev, map_x, map_y)
+def _masked_mean(err: np.ndarray, mask: np.ndarray) -> float:
     n = int(np.count_nonzero(mask))
     return float(err[mask].sum(dtype=np.float64) / n) if n else float("nan")
 
@@ -114,9 +113,11 @@ class FlickerMeter:
             flow_b = self._flow(gray, g0)
             flow_f = self._flow(g0, gray)
             mask, mx, my = consistency_mask(flow_b, flow_f)
-            self.last_pair = (o0, s0, o, s, mask, mx, my)  # for meters that look closer (flicker_where)
-            self.stylized.append(_masked_mse(s, s0, mx, my, mask))
-            self.original.append(_masked_mse(o, o0, mx, my, mask))
+            err_s, err_o = warp_error_map(s, s0, mx, my), warp_error_map(o, o0, mx, my)
+            # per-pixel errors of this pair, for meters that look closer (flicker_where)
+            self.last_pair = (o, err_s, err_o, mask)
+            self.stylized.append(_masked_mean(err_s, mask))
+            self.original.append(_masked_mean(err_o, mask))
             self.masked.append(float(1.0 - mask.mean()))
         self._prev = (gray, o, s)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from livestyle.measure.flicker import FlickerMeter, warp_error_map
+from livestyle.measure.flicker import FlickerMeter
 
 # local luminance std (0..1) bounds: on fox.mp4 the wall and the sheet fall under 0.01
 # (58 % of the pixels) and only edges (the eye, the ear, the garland) over 0.05 (8 %)
@@ -51,9 +51,7 @@ class FlickerWhereMeter(FlickerMeter):
         super().update(original, stylized)
         if self.last_pair is None:
             return
-        o0, s0, o, s, mask, mx, my = self.last_pair
-        err_s = warp_error_map(s, s0, mx, my)
-        err_o = warp_error_map(o, o0, mx, my)
+        o, err_s, err_o, mask = self.last_pair
         bins = np.digitize(local_contrast(o, self.window), self.edges[1:-1])
         for k, err in (("stylized", err_s), ("original", err_o)):
             self.sums[k] += np.bincount(bins[mask], weights=err[mask], minlength=len(self.edges) - 1)
