@@ -287,8 +287,11 @@ class LossConfig:
     temporal_from: float = 0.0
     # subpixel: moves resampled bilinearly, which also blurs the next frame, so the term
     # asks the filter to commute with a blur (soft strokes); whole: exact pixel moves;
-    # lanczos: sub-pixel moves resampled with a sharp kernel (livestyle.model.temporal)
-    temporal_moves: str = one_of("subpixel", "subpixel", "whole", "lanczos")
+    # lanczos: sub-pixel moves resampled with a sharp kernel (livestyle.model.temporal);
+    # warp: each image its own translation plus a smooth local field of std temporal_warp px
+    # (non-rigid motion: fur, faces), resampled bicubically
+    temporal_moves: str = one_of("subpixel", "subpixel", "whole", "lanczos", "warp")
+    temporal_warp: float = 0.0
     # what else changes between real frames besides motion: the noise made spatially
     # correlated by a Gaussian of this std in px (demosaicing and codecs correlate
     # sensor noise; 0 = white), and each channel's gain drawn in 1 +- temporal_gain
@@ -299,8 +302,8 @@ class LossConfig:
     def __post_init__(self):
         if self.normalisation not in ("relative", "johnson"):
             raise LivestyleError(PARAMS_FILE, f"loss.normalisation = {self.normalisation!r}: use relative or johnson")
-        if self.temporal_weight < 0 or self.temporal_shift < 0 or self.temporal_noise < 0:
-            raise LivestyleError(PARAMS_FILE, "loss.temporal_weight, temporal_shift and temporal_noise must be >= 0")
+        if min(self.temporal_weight, self.temporal_shift, self.temporal_noise, self.temporal_warp) < 0:
+            raise LivestyleError(PARAMS_FILE, "loss.temporal_weight, temporal_shift, temporal_noise and temporal_warp must be >= 0")
         if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
             raise LivestyleError(PARAMS_FILE, f"loss.style_layer_weights has {len(self.style_layer_weights)} values for "
                                  f"{len(self.style_layers)} style_layers: give one per layer, or [] for all 1")

@@ -182,6 +182,17 @@ def test_device_next_frames_keep_the_host_contract():
     gained = jax.jit(lambda b, s: next_frames(b, s, seed=0, shift=0, noise=0.0, gain=0.05))
     ratio = np.asarray(gained(flat, 5)[0])[2:, 0, 0] / 128.0
     assert np.abs(ratio - 1).max() <= 0.05 + 1e-5 and len(np.unique(ratio)) == 6
+    # warp moves: each image its own smooth field, bicubic, as on the host
+    from test_temporal import _smooth
+
+    image, at = _smooth(64, 64)
+    warped = jax.jit(lambda b, s: next_frames(b, s, seed=0, shift=2, noise=0.0, moves="warp", warp=1.5))
+    both, field = (np.asarray(a) for a in warped(np.repeat(image[None], 2, 0), 5))
+    assert field.shape == (2, 64, 64, 2) and np.abs(field).max() <= 5 + 1e-4
+    assert float(field[0, ..., 0].std()) > 0.2 and float(np.abs(field[0] - field[1]).mean()) > 0.3
+    y, x = np.mgrid[8:56, 8:56].astype(np.float32)
+    truth = np.stack([at(y + field[b, 8:56, 8:56, 0], x + field[b, 8:56, 8:56, 1]) for b in range(2)])
+    assert float(np.abs(both[2:, 8:56, 8:56] - truth).mean()) < 2.0
 
 
 @needs_jax
@@ -194,3 +205,14 @@ def test_jax_loop_trains_with_the_temporal_loss(prepared, style_image, tmp_path)
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     # from step 2 of 8 (0.25), in the middle of the first 4-step call: calls are cut there
     assert [float(r["temporal"]) > 0 for r in rows] == [False] * 2 + [True] * 6
+
+
+@needs_jax
+def test_jax_loop_trains_with_warp_moves(prepared, style_image, tmp_path):
+    cfg = tiny(style_image, steps=4, loop="jax", steps_per_call=2)
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, temporal_weight=10.0, temporal_shift=2, temporal_from=0.5,
+                                                            temporal_moves="warp", temporal_warp=1.5))
+    train_style(cfg, prepared, tmp_path)
+    rows = _log(tmp_path)
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    assert [float(r["temporal"]) > 0 for r in rows] == [False] * 2 + [True] * 2

@@ -131,11 +131,67 @@ def test_temporal_term_is_zero_for_a_filter_that_moves_with_the_frame():
     assert wrong > 0.01
 
 
+def _smooth(h, w):
+    """A pattern bicubic resampling reproduces closely (periods 11-13 px), and its truth at real coordinates."""
+    def at(y, x):
+        return np.stack([128 + 90 * np.sin(2 * np.pi * (y / 11 + x / 13)), 128 + 90 * np.cos(2 * np.pi * (y / 13 - x / 12)),
+                         128 + 60 * np.sin(2 * np.pi * x / 12)], -1)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    return at(y, x).astype(np.float32), at
+
+
+def test_warp_moves_deform_each_image_by_its_own_smooth_field():
+    image, at = _smooth(64, 64)
+    batch = np.repeat(image[None], 3, 0)
+    both, field = next_frames(batch, np.random.default_rng(2), shift=2, noise=0.0, moves="warp", warp=1.5)
+    assert both.shape == (6, 64, 64, 3) and field.shape == (3, 64, 64, 2)
+    np.testing.assert_array_equal(both[:3], batch)
+    assert np.abs(field).max() <= 2 + 2 * 1.5 + 1e-4
+    # not rigid: the displacement varies across each image, and from image to image
+    assert min(float(field[b, ..., k].std()) for b in range(3) for k in range(2)) > 0.2
+    assert float(np.abs(field[0] - field[1]).mean()) > 0.3
+    # smooth: neighbouring pixels move alike (a deformation, not noise; control points
+    # 16 px apart on this 64 px frame)
+    steps = np.abs(np.concatenate([np.diff(field, axis=1).ravel(), np.diff(field, axis=2).ravel()]))
+    assert float(steps.mean()) < 0.1 and float(steps.max()) < 0.75
+    # next[i, j] = frame(i + dy, j + dx), sharp: bicubic keeps an 11-13 px pattern to ~1 %
+    inner = (slice(None), slice(8, 56), slice(8, 56))
+    y, x = np.mgrid[8:56, 8:56].astype(np.float32)
+    truth = np.stack([at(y + field[b, 8:56, 8:56, 0], x + field[b, 8:56, 8:56, 1]) for b in range(3)])
+    assert float(np.abs(both[3:][inner] - truth).mean()) < 2.0
+
+
+def test_warped_window_is_an_exact_copy_at_whole_offsets():
+    from livestyle.model.temporal import warped_window
+
+    images = _batch(n=2, h=40, w=40)
+    field = np.zeros((2, 24, 24, 2), np.float32)
+    field[0, ..., 0], field[0, ..., 1], field[1, ..., 0] = 3.0, -2.0, -5.0
+    out = np.asarray(ops.convert_to_numpy(warped_window(images, field, 8, 24, 24)))
+    np.testing.assert_allclose(out[0], images[0, 11:35, 6:30], atol=1e-3)
+    np.testing.assert_allclose(out[1], images[1, 3:27, 8:32], atol=1e-3)
+
+
+def test_warp_term_asks_the_output_to_follow_the_field():
+    image, _ = _smooth(80, 80)
+    batch = np.repeat(image[None], 2, 0)
+    both, field = next_frames(batch, np.random.default_rng(4), shift=2, noise=0.0, moves="warp", warp=1.5)
+    term = lambda a, b, f: float(ops.convert_to_numpy(temporal_term(a, b, f, 2, "warp", 1.5)))  # noqa: E731
+    follows = term(both[:2], both[2:], field)
+    assert follows < 1e-5  # an identity filter follows the deformation
+    assert term(both[:2], both[:2], field) > 100 * follows  # an output that stays put does not
+    # nor one that reads only the translation, not the local field
+    rigid = np.broadcast_to(field.mean(axis=(1, 2), keepdims=True), field.shape)
+    assert term(both[:2], both[2:], rigid) > 20 * follows
+
+
 def test_negative_temporal_settings_are_refused():
     with pytest.raises(LivestyleError, match="temporal"):
         LossConfig(temporal_weight=-1)
     with pytest.raises(LivestyleError, match="temporal_from"):
         LossConfig(temporal_from=1.0)
+    with pytest.raises(LivestyleError, match="temporal_warp"):
+        LossConfig(temporal_warp=-1.0)
     for bad in ({"temporal_noise_blur": -1.0}, {"temporal_gain": 0.5}, {"temporal_gain": -0.1}):
         with pytest.raises(LivestyleError, match="temporal_noise_blur|temporal_gain"):
             LossConfig(**bad)
@@ -161,6 +217,16 @@ def test_training_with_the_temporal_loss_logs_and_weighs_it(prepared, style_imag
     assert json.loads((tmp_path / "on" / "train.json").read_text())["final"]["temporal"] > 0
     # the photo batches are those of a run without it: step 1 sees the same crops
     assert float(on[0]["content"]) == pytest.approx(float(off[0]["content"]), rel=0.2)
+
+
+def test_training_with_warp_moves(prepared, style_image, tmp_path):
+    import dataclasses
+
+    cfg = _with_temporal(style_image, 50.0)
+    train_style(dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, temporal_moves="warp", temporal_warp=1.5)),
+                prepared, tmp_path)
+    rows = _log(tmp_path)
+    assert all(np.isfinite(float(r["loss"])) and float(r["temporal"]) > 0 for r in rows)
 
 
 def test_the_temporal_term_starts_at_its_fraction_of_the_steps(prepared, style_image, tmp_path):

@@ -32,7 +32,8 @@ from tqdm import tqdm
 from livestyle.config import TrainConfig
 from livestyle.images import center_crop, load_rgb, resize_short_side
 from livestyle.model.augment import overexpose
-from livestyle.model.temporal import correlated_noise, moved_window, reach, start_step
+from livestyle.model.temporal import (WARP_CELLS, correlated_noise, field_from, max_move, moved_window, reach, start_step,
+                                      warped_window)
 from livestyle.model.trainer import TERMS, StyleTrainer
 # a larger training set stays on the host and the Keras loop trains on it
 _DATA_BUDGET = 8 << 30
@@ -93,21 +94,30 @@ def random_batch(data, step, *, seed: int, batch: int, size: int, highlight_prob
 
 
 def next_frames(batch, step, *, seed: int, shift: float, noise: float, moves: str = "subpixel",
-                noise_blur: float = 0.0, gain: float = 0.0):
+                noise_blur: float = 0.0, gain: float = 0.0, warp: float = 0.0):
     """livestyle.model.temporal.next_frames on the device: (frames and next frames, 2B; the
-    offset rows (B, 2)), drawn from fold_in(key(seed + 1), step)."""
+    motion: offset rows (B, 2), or each image's field for warp moves), drawn from
+    fold_in(key(seed + 1), step)."""
     k_move, k_noise = jax.random.split(jax.random.fold_in(jax.random.key(seed + 1), step))
     n, h, w, _ = batch.shape
-    offset = jax.random.uniform(k_move, (2,), jnp.float32, -shift, shift)
-    if moves == "whole":
-        offset = jnp.round(offset)
-    pad = int(np.ceil(shift)) + reach(moves)
+    pad = int(np.ceil(max_move(shift, warp, moves))) + reach(moves)
     padded = jnp.pad(batch, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
     grain = correlated_noise(noise * jax.random.normal(k_noise, batch.shape), noise_blur)
-    moved = moved_window(padded, offset, pad, h, w, moves) + grain
+    if moves == "warp":
+        k_shift, k_field = jax.random.split(k_move)
+        translation = jax.random.uniform(k_shift, (n, 2), jnp.float32, -shift, shift)
+        controls = jnp.clip(warp * jax.random.normal(k_field, (n, WARP_CELLS + 1, WARP_CELLS + 1, 2)), -2 * warp, 2 * warp)
+        motion = field_from(controls, translation, h, w, warp)
+        moved = warped_window(padded, motion, pad, h, w) + grain
+    else:
+        offset = jax.random.uniform(k_move, (2,), jnp.float32, -shift, shift)
+        if moves == "whole":
+            offset = jnp.round(offset)
+        moved = moved_window(padded, offset, pad, h, w, moves) + grain
+        motion = jnp.tile(offset[None], (n, 1))
     if gain:  # its own key: a run without it draws what it drew before
         moved = moved * jax.random.uniform(jax.random.fold_in(k_noise, 1), (n, 1, 1, 3), jnp.float32, 1 - gain, 1 + gain)
-    return jnp.concatenate([batch, jnp.clip(moved, 0, 255)]), jnp.tile(offset[None], (n, 1))
+    return jnp.concatenate([batch, jnp.clip(moved, 0, 255)]), motion
 
 
 class DeviceLoop:
@@ -138,7 +148,7 @@ class DeviceLoop:
         self.temporal_start = start_step(loss.temporal_weight, loss.temporal_from, cfg.steps)
         self.pair = lambda x, s: next_frames(x, s, seed=cfg.seed, shift=loss.temporal_shift, noise=loss.temporal_noise,
                                              moves=loss.temporal_moves, noise_blur=loss.temporal_noise_blur,
-                                             gain=loss.temporal_gain)
+                                             gain=loss.temporal_gain, warp=loss.temporal_warp)
         self._calls = {paired: jax.jit(functools.partial(self._steps, paired=paired), donate_argnums=0) for paired in (False, True)}
         # compiled, so that a copy of a state still being computed is queued, not waited for
         self._copy = jax.jit(lambda state: jax.tree.map(jnp.copy, state))

@@ -11,6 +11,12 @@ and a small change of each channel's gain, and the loss asks that the stylized n
 equal the stylized frame moved by the same offset, away from the borders. The motion
 is known, so no optical flow enters training.
 
+Moves of kind "warp" are not rigid: each image gets its own translation and a smooth
+local displacement field (a coarse random grid upsampled), resampled bicubically, as
+a fox's fur or a face deforms between frames; the term then asks the output to follow
+the same field (synthetic flows, in the spirit of Wang et al. 2020's compound
+regularization). The field takes the place of the offset rows.
+
 The pair is drawn on the host here (the Keras loop) and on the device in
 livestyle.model.fastloop (the JAX loop), both as a function of (seed, step); both move
 pixels with `moved_window`.
@@ -36,7 +42,12 @@ def start_step(weight: float, start_fraction: float, steps: int) -> int | None:
 # pixels (exact); lanczos resamples sub-pixel with a 3-lobe Lanczos kernel, whose
 # passband is nearly flat, so the move barely blurs. Values: pixels the resampling reads
 # beyond the move itself
-_REACH = {"subpixel": 1, "whole": 1, "lanczos": 3}
+_REACH = {"subpixel": 1, "whole": 1, "lanczos": 3, "warp": 2}
+
+# warp moves: the local field's control points lie on a grid of WARP_CELLS x WARP_CELLS
+# cells over the crop (64 px apart at 256 px: deformations of a limb or a fur patch,
+# not of single strokes), each drawn N(0, warp) px and clipped to 2 warp
+WARP_CELLS = 4
 
 
 def reach(moves: str) -> int:
@@ -57,6 +68,50 @@ def _taps(frac, moves: str):
     w = [sinc(v) * sinc(v / 3) for v in t]
     total = sum(w)
     return -2, [v / total for v in w]
+
+
+def max_move(shift: float, warp: float, moves: str) -> float:
+    """The largest displacement a move of this kind makes, in px."""
+    return shift + (2 * warp if moves == "warp" else 0.0)
+
+
+def field_from(controls, translation, height: int, width: int, warp: float):
+    """A smooth displacement field (n, height, width, 2) as (dy, dx): the control grid
+    (n, G, G, 2) upsampled bicubically and held within 2 warp (the upsampling
+    overshoots a little), plus each image's translation (n, 2)."""
+    up = ops.image.resize(ops.cast(controls, "float32"), (height, width), interpolation="bicubic")
+    up = ops.clip(up, -2 * warp, 2 * warp)
+    return up + ops.reshape(ops.cast(translation, "float32"), (-1, 1, 1, 2))
+
+
+def _keys(t):
+    """The 4 weights of Keys' cubic convolution (a = -0.5) at taps -1..2 of fraction t."""
+    t2, t3 = t * t, t * t * t
+    return [-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1, -1.5 * t3 + 2 * t2 + 0.5 * t, 0.5 * t3 - 0.5 * t2]
+
+
+def warped_window(images, field, margin: int, height: int, width: int):
+    """images (n, H, W, C) sampled bicubically at (i + margin + dy, j + margin + dx) for
+    i < height, j < width, with (dy, dx) = field[:, i, j] (n, height, width, 2); taps
+    beyond the image clamp to its edge. Keys' kernel: exact at whole offsets and far
+    sharper than bilinear between them (bilinear would ask the filter to blur)."""
+    shape = ops.shape(images)
+    rows_in, cols_in, c = shape[1], shape[2], shape[3]
+    y = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1)) + margin + field[..., 0]
+    x = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width)) + margin + field[..., 1]
+    y0, x0 = ops.floor(y), ops.floor(x)
+    wy, wx = _keys(y - y0), _keys(x - x0)
+    y0, x0 = ops.cast(y0, "int32"), ops.cast(x0, "int32")
+    flat = ops.reshape(images, (-1, rows_in * cols_in, c))
+    out = None
+    for a in range(4):
+        row = ops.clip(y0 + (a - 1), 0, rows_in - 1) * cols_in
+        for b in range(4):
+            index = ops.reshape(row + ops.clip(x0 + (b - 1), 0, cols_in - 1), (-1, height * width, 1))
+            taps = ops.take_along_axis(flat, ops.repeat(index, c, axis=-1), axis=1)
+            term = ops.expand_dims(wy[a] * wx[b], -1) * ops.reshape(taps, (-1, height, width, c))
+            out = term if out is None else out + term
+    return out
 
 
 def moved_window(images, offset, margin: int, height: int, width: int, moves: str = "subpixel"):
@@ -104,33 +159,47 @@ def correlated_noise(white, sigma: float):
 
 
 def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise: float,
-                moves: str = "subpixel", noise_blur: float = 0.0, gain: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(frames and next frames stacked, 2B x H x W x 3; the offset rows (B, 2) as
-    (dy, dx)): next[i, j] = gains * (batch[i + dy, j + dx] + noise), resampled as
-    `moves` says (whole: the offset rounded to whole pixels, an exact move); the noise
-    blurred by correlated_noise(noise_blur), the gains drawn per image and channel in
-    1 +- gain (a camera's exposure scales its noise too)."""
+                moves: str = "subpixel", noise_blur: float = 0.0, gain: float = 0.0,
+                warp: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(frames and next frames stacked, 2B x H x W x 3; the motion): next[i, j] =
+    gains * (batch[i + dy, j + dx] + noise), resampled as `moves` says (whole: the
+    offset rounded to whole pixels, an exact move); the noise blurred by
+    correlated_noise(noise_blur), the gains drawn per image and channel in 1 +- gain (a
+    camera's exposure scales its noise too). The motion is the offset rows (B, 2), one
+    offset for the batch; for warp moves, each image's field (B, H, W, 2) (translation
+    up to shift px plus a local field of std `warp` px)."""
     n, h, w, _ = batch.shape
-    offset = rng.uniform(-shift, shift, 2).astype(np.float32)
-    if moves == "whole":
-        offset = np.round(offset)
-    pad = int(np.ceil(shift)) + reach(moves)
+    pad = int(np.ceil(max_move(shift, warp, moves))) + reach(moves)
     padded = np.pad(batch.astype(np.float32), ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    moved = np.asarray(ops.convert_to_numpy(moved_window(padded, offset, pad, h, w, moves)))
+    if moves == "warp":
+        translation = rng.uniform(-shift, shift, (n, 2))
+        controls = np.clip(rng.normal(0.0, warp, (n, WARP_CELLS + 1, WARP_CELLS + 1, 2)), -2 * warp, 2 * warp)
+        motion = np.asarray(ops.convert_to_numpy(field_from(controls, translation, h, w, warp)))
+        moved = np.asarray(ops.convert_to_numpy(warped_window(padded, motion, pad, h, w)))
+    else:
+        offset = rng.uniform(-shift, shift, 2).astype(np.float32)
+        if moves == "whole":
+            offset = np.round(offset)
+        moved = np.asarray(ops.convert_to_numpy(moved_window(padded, offset, pad, h, w, moves)))
+        motion = np.tile(offset[None], (n, 1))
     grain = rng.normal(0.0, noise, moved.shape)
     if noise_blur:
         grain = np.asarray(ops.convert_to_numpy(correlated_noise(grain.astype(np.float32), noise_blur)))
     moved = moved + grain
     if gain:  # drawn after the noise: a run without it draws what it drew before
         moved = moved * rng.uniform(1 - gain, 1 + gain, (n, 1, 1, 3))
-    return np.concatenate([batch.astype(np.float32), np.clip(moved, 0, 255).astype(np.float32)]), np.tile(offset[None], (n, 1))
+    return np.concatenate([batch.astype(np.float32), np.clip(moved, 0, 255).astype(np.float32)]), motion.astype(np.float32)
 
 
-def temporal_term(stylized, stylized_next, offset, shift: float, moves: str = "subpixel"):
+def temporal_term(stylized, stylized_next, offset, shift: float, moves: str = "subpixel", warp: float = 0.0):
     """Mean squared distance (0..1 pixels) between the stylized next frame and the
-    stylized frame moved by `offset` (dy, dx), inside a margin of shift + BORDER."""
+    stylized frame moved by `offset` (dy, dx; for warp moves each image's field,
+    (B, H, W, 2)), inside a margin of the largest move + BORDER."""
     shape = ops.shape(stylized)
-    m = int(np.ceil(shift)) + reach(moves) + min(BORDER, shape[1] // 8, shape[2] // 8)
+    m = int(np.ceil(max_move(shift, warp, moves))) + reach(moves) + min(BORDER, shape[1] // 8, shape[2] // 8)
     h, w = shape[1] - 2 * m, shape[2] - 2 * m
-    moved = moved_window(stylized, offset, m, h, w, moves)
+    if moves == "warp":
+        moved = warped_window(stylized, offset[:, m : m + h, m : m + w], m, h, w)
+    else:
+        moved = moved_window(stylized, offset, m, h, w, moves)
     return ops.mean(ops.square((stylized_next[:, m : m + h, m : m + w] - moved) / 255.0))

@@ -363,7 +363,7 @@ def train_style(cfg: StyleConfig, prepared: Path, out_dir: Path, samples_count: 
             # its own stream (seed, step, 1): the photo batches stay those of a run without it
             x, offsets = next_frames(x, np.random.default_rng([t.seed, step, 1]), cfg.loss.temporal_shift,
                                      cfg.loss.temporal_noise, cfg.loss.temporal_moves, cfg.loss.temporal_noise_blur,
-                                     cfg.loss.temporal_gain)
+                                     cfg.loss.temporal_gain, cfg.loss.temporal_warp)
         logs = trainer.train_on_batch(x, offsets, return_dict=True)
         step += 1
         now = time.perf_counter()

@@ -53,13 +53,15 @@ class StyleTrainer(keras.Model):
         (compute_loss) and of livestyle.model.fastloop's.
 
         With `offset` (the temporal loss on) x and y_pred hold frames then next frames
-        (livestyle.model.temporal.next_frames) and offset their (dy, dx) rows."""
+        (livestyle.model.temporal.next_frames) and offset their motion."""
         x, y_pred = ops.cast(x, "float32"), ops.cast(y_pred, "float32")
         c = self.cfg
         temporal = ops.zeros((), "float32")
         if offset is not None:
             n = ops.shape(x)[0] // 2
-            temporal = temporal_term(y_pred[:n], y_pred[n:], offset[0], c.temporal_shift, c.temporal_moves)
+            # rigid moves: one offset for the batch; warp moves: each image's field
+            motion = offset if c.temporal_moves == "warp" else offset[0]
+            temporal = temporal_term(y_pred[:n], y_pred[n:], motion, c.temporal_shift, c.temporal_moves, c.temporal_warp)
             x, y_pred = x[:n], y_pred[:n]
         terms = {**self.loss_terms(x, y_pred), "temporal": temporal}
         total = c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
