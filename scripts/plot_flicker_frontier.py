@@ -5,7 +5,7 @@
 Issue 12's bar is a flicker ratio of at most 2x on fox.mp4 with quality no worse than
 the same network without the temporal term; the plot shows how far each run is from
 both, and the peer's colour distance for scale. Rows come from docs/ABLATIONS.md's
-tables (sections 13-16), kept in the CSV so the picture is remade from one file.
+tables (sections 13-17), kept in the CSV so the picture is remade from one file.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from livestyle.images import save_figure  # noqa: E402
 
 PEER_COLOUR = 7.47  # lengstrom's published chicago x The Scream, same measure
-STYLE = {"none": ("o", "#444444"), "white": ("s", "#1f77b4"), "grain": ("^", "#d62728")}
+STYLE = {"none": ("o", "#444444"), "white": ("s", "#1f77b4"), "grain": ("^", "#d62728"),
+         "warp": ("D", "#ff7f0e"), "warp+grain": ("v", "#8c564b")}
+LEGEND = {"none": "no temporal term", "white": "term, white noise", "grain": "term, grain",
+          "warp": "term, warp moves, white noise", "warp+grain": "term, warp moves, grain"}
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -47,7 +50,7 @@ def plot(rows: list[dict], out: Path) -> None:
     for term, (marker, colour) in STYLE.items():
         sel = [r for r in rows if r["term"] == term]
         ax.scatter([r["flicker"] for r in sel], [r["colour"] for r in sel], marker=marker, c=colour, s=40,
-                   label={"none": "no temporal term", "white": "term, white noise", "grain": "term, grain"}[term])
+                   label=LEGEND[term])
         for r in sel:
             ax.annotate(f"{r['label']} s{r['seed']}", (r["flicker"], r["colour"]), fontsize=6, xytext=(3, 2),
                         textcoords="offset points", color=colour)
