@@ -22,10 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from livestyle.images import save_figure  # noqa: E402
 
 PEER_COLOUR = 7.47  # lengstrom's published chicago x The Scream, same measure
-STYLE = {"none": ("o", "#444444"), "white": ("s", "#1f77b4"), "grain": ("^", "#d62728"),
-         "warp": ("D", "#ff7f0e"), "warp+grain": ("v", "#8c564b")}
-LEGEND = {"none": "no temporal term", "white": "term, white noise", "grain": "term, grain",
-          "warp": "term, warp moves, white noise", "warp+grain": "term, warp moves, grain"}
+# term -> (marker, colour, legend label)
+STYLE = {"none": ("o", "#444444", "no temporal term"), "white": ("s", "#1f77b4", "term, white noise"),
+         "grain": ("^", "#d62728", "term, grain"), "warp": ("D", "#ff7f0e", "term, warp moves, white noise"),
+         "warp+grain": ("v", "#8c564b", "term, warp moves, grain")}
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -47,10 +47,10 @@ def plot(rows: list[dict], out: Path) -> None:
     for c in no_term:
         ax.axhline(c, color="#444444", lw=0.8, ls="--")
     ax.axhline(PEER_COLOUR, color="#9467bd", lw=0.8, ls=":", label=f"peer's colour ({PEER_COLOUR})")
-    for term, (marker, colour) in STYLE.items():
+    for term, (marker, colour, label) in STYLE.items():
         sel = [r for r in rows if r["term"] == term]
         ax.scatter([r["flicker"] for r in sel], [r["colour"] for r in sel], marker=marker, c=colour, s=40,
-                   label=LEGEND[term])
+                   label=label)
         for r in sel:
             ax.annotate(f"{r['label']} s{r['seed']}", (r["flicker"], r["colour"]), fontsize=6, xytext=(3, 2),
                         textcoords="offset points", color=colour)
