@@ -292,6 +292,10 @@ class LossConfig:
     # (non-rigid motion: fur, faces), resampled bicubically
     temporal_moves: str = one_of("subpixel", "subpixel", "whole", "lanczos", "warp")
     temporal_warp: float = 0.0
+    # none: the plain squared distance, which a paler output lowers; contrast / detail: each
+    # image's distance over its output's variance / its detail's (the image less a blur),
+    # blind to the output's contrast (section 18)
+    temporal_normalise: str = one_of("none", "none", "contrast", "detail")
     # what else changes between real frames besides motion: the noise made spatially
     # correlated by a Gaussian of this std in px (demosaicing and codecs correlate
     # sensor noise; 0 = white), and each channel's gain drawn in 1 +- temporal_gain

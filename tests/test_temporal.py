@@ -185,6 +185,51 @@ def test_warp_term_asks_the_output_to_follow_the_field():
     assert term(both[:2], both[2:], rigid) > 20 * follows
 
 
+def _contrast_slope(normalise: str) -> float:
+    """d term / d c at c = 1, the outputs' contrast scaled by c about their means: how
+    much the term pays a filter for painting paler (TensorFlow's tape: the venv's backend)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    image, _ = _smooth(64, 64)
+    batch = np.stack([image, 0.3 * image + 90])  # a bold and a pale output
+    both, field = next_frames(batch, rng, shift=2, noise=6.0, moves="warp", warp=1.5)
+    mean = float(both.mean())  # one centre: the moves keep a constant as it is, so the error scales by c
+    c = tf.Variable(1.0)
+    with tf.GradientTape() as tape:
+        out = mean + c * (both - mean)
+        term = temporal_term(out[:2], out[2:], field, 2, "warp", 1.5, normalise)
+    return float(tape.gradient(term, c)) / float(term)
+
+
+def test_the_contrast_normalised_term_does_not_pay_for_a_paler_output():
+    # the plain term falls as the output's contrast falls (2x its value per unit of c):
+    # a flatter filter looks steadier; normalised by the output's variance it does not
+    assert _contrast_slope("none") > 1.5
+    # (all but the energy's floor, 1e-5, which the pale image feels by under 2 %)
+    assert abs(_contrast_slope("contrast")) < 0.05
+    assert abs(_contrast_slope("detail")) < 0.05
+    # and it still tells a filter that follows the frame from one that does not
+    image, _ = _smooth(80, 80)
+    both, field = next_frames(np.repeat(image[None], 2, 0), np.random.default_rng(4), shift=2, noise=0.0,
+                              moves="warp", warp=1.5)
+    for normalise in ("contrast", "detail"):
+        term = lambda a, b: float(ops.convert_to_numpy(temporal_term(a, b, field, 2, "warp", 1.5, normalise)))  # noqa: E731
+        assert term(both[:2], both[:2]) > 100 * term(both[:2], both[2:])
+
+
+def test_detail_energy_counts_strokes_not_the_scenes_layout():
+    from livestyle.model.temporal import output_energy
+
+    y, x = np.mgrid[0:64, 0:64].astype(np.float32)
+    # a dark city under a bright sky, graded over ~16 px: broad layout (a hard edge is detail)
+    layout = np.repeat((0.2 + 0.3 * (1 + np.tanh((y - 32) / 8)) + 0.002 * x)[None, ..., None], 3, -1)
+    strokes = 0.5 + 0.1 * np.sin(2 * np.pi * np.stack([x / 5 + y / 7] * 3, -1))[None]
+    energy = lambda img, how: float(ops.convert_to_numpy(output_energy(img.astype(np.float32), how))[0])  # noqa: E731
+    assert energy(layout, "contrast") > 10 * energy(strokes, "contrast") / 2  # variance: the layout dominates
+    assert energy(layout, "detail") < energy(strokes, "detail") / 5  # detail: the strokes do
+
+
 def test_negative_temporal_settings_are_refused():
     with pytest.raises(LivestyleError, match="temporal"):
         LossConfig(temporal_weight=-1)
@@ -192,6 +237,8 @@ def test_negative_temporal_settings_are_refused():
         LossConfig(temporal_from=1.0)
     with pytest.raises(LivestyleError, match="temporal_warp"):
         LossConfig(temporal_warp=-1.0)
+    with pytest.raises(LivestyleError, match="temporal_normalise"):
+        LossConfig.from_params({"temporal_normalise": "luma"})
     for bad in ({"temporal_noise_blur": -1.0}, {"temporal_gain": 0.5}, {"temporal_gain": -0.1}):
         with pytest.raises(LivestyleError, match="temporal_noise_blur|temporal_gain"):
             LossConfig(**bad)

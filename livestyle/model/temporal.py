@@ -191,10 +191,39 @@ def next_frames(batch: np.ndarray, rng: np.random.Generator, shift: float, noise
     return np.concatenate([batch.astype(np.float32), np.clip(moved, 0, 255).astype(np.float32)]), motion.astype(np.float32)
 
 
-def temporal_term(stylized, stylized_next, offset, shift: float, moves: str = "subpixel", warp: float = 0.0):
+# normalised terms: a floor under each frame's energy (0..1 units), so a flat output
+# does not divide by zero
+ENERGY_FLOOR = 1e-5
+# "detail" energy: what a Gaussian of this std in px removes (strokes, not the scene's layout)
+DETAIL_SIGMA = 2.0
+
+
+def output_energy(window, normalise: str):
+    """Each image's energy (B,) that a normalised term divides by: its variance
+    ("contrast", channels' own means removed) or the variance of its detail, the image
+    less its Gaussian blur ("detail": the strokes; the sky-against-city layout, which a
+    filter can darken cheaply, stays out of it)."""
+    if normalise == "detail":
+        taps = [float(t) for t in gaussian_taps(DETAIL_SIGMA)]
+        r = len(taps) // 2
+        _, h, w, _ = ops.shape(window)
+        padded = ops.pad(window, [[0, 0], [r, r], [r, r], [0, 0]], mode="reflect")
+        window = window - separable_filter(padded, taps, taps, 0, 0, h, w)
+        return ops.mean(ops.square(window), axis=(1, 2, 3)) + ENERGY_FLOOR
+    return ops.mean(ops.var(window, axis=(1, 2)), axis=-1) + ENERGY_FLOOR
+
+
+def temporal_term(stylized, stylized_next, offset, shift: float, moves: str = "subpixel", warp: float = 0.0,
+                  normalise: str = "none"):
     """Mean squared distance (0..1 pixels) between the stylized next frame and the
     stylized frame moved by `offset` (dy, dx; for warp moves each image's field,
-    (B, H, W, 2)), inside a margin of the largest move + BORDER."""
+    (B, H, W, 2)), inside a margin of the largest move + BORDER.
+
+    normalise "contrast" or "detail": each image's distance divided by its stylized
+    frame's energy (output_energy, over the window) and scaled by the batch's mean energy,
+    held constant. The plain distance scales with the output's contrast, so it rewards a
+    paler, flatter filter (docs/ABLATIONS.md section 17); the ratio does not change when
+    the output's contrast is scaled, while its size stays that of the plain term."""
     shape = ops.shape(stylized)
     m = int(np.ceil(max_move(shift, warp, moves))) + reach(moves) + min(BORDER, shape[1] // 8, shape[2] // 8)
     h, w = shape[1] - 2 * m, shape[2] - 2 * m
@@ -202,4 +231,9 @@ def temporal_term(stylized, stylized_next, offset, shift: float, moves: str = "s
         moved = warped_window(stylized, offset[:, m : m + h, m : m + w], m, h, w)
     else:
         moved = moved_window(stylized, offset, m, h, w, moves)
-    return ops.mean(ops.square((stylized_next[:, m : m + h, m : m + w] - moved) / 255.0))
+    squared = ops.square((stylized_next[:, m : m + h, m : m + w] - moved) / 255.0)
+    if normalise == "none":
+        return ops.mean(squared)
+    energy = output_energy(stylized[:, m : m + h, m : m + w] / 255.0, normalise)
+    per_image = ops.mean(squared, axis=(1, 2, 3))
+    return ops.mean(per_image / energy) * ops.stop_gradient(ops.mean(energy))

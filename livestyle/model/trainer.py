@@ -61,7 +61,8 @@ class StyleTrainer(keras.Model):
             n = ops.shape(x)[0] // 2
             # rigid moves: one offset for the batch; warp moves: each image's field
             motion = offset if c.temporal_moves == "warp" else offset[0]
-            temporal = temporal_term(y_pred[:n], y_pred[n:], motion, c.temporal_shift, c.temporal_moves, c.temporal_warp)
+            temporal = temporal_term(y_pred[:n], y_pred[n:], motion, c.temporal_shift, c.temporal_moves, c.temporal_warp,
+                                     c.temporal_normalise)
             x, y_pred = x[:n], y_pred[:n]
         terms = {**self.loss_terms(x, y_pred), "temporal": temporal}
         total = c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
