@@ -25,7 +25,9 @@ PEER_COLOUR = 7.47  # lengstrom's published chicago x The Scream, same measure
 # term -> (marker, colour, legend label)
 STYLE = {"none": ("o", "#444444", "no temporal term"), "white": ("s", "#1f77b4", "term, white noise"),
          "grain": ("^", "#d62728", "term, grain"), "warp": ("D", "#ff7f0e", "term, warp moves, white noise"),
-         "warp+grain": ("v", "#8c564b", "term, warp moves, grain")}
+         "warp+grain": ("v", "#8c564b", "term, warp moves, grain"),
+         "warp+norm": ("P", "#2ca02c", "term, warp moves, normalised"),
+         "warp-quiet": ("X", "#9467bd", "term, warp moves, no noise")}
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -56,7 +58,7 @@ def plot(rows: list[dict], out: Path) -> None:
                         textcoords="offset points", color=colour)
     ax.set_xlabel("flicker on fox.mp4 (warping error over the input's; lower is steadier)")
     ax.set_ylabel("colour distance to the painting on chicago.jpg (lower is closer)")
-    ax.set_title("The Scream: steadier filters have paler skies (dashed: antialias 3 without the term, seeds 0 and 1)")
+    ax.set_title("The Scream: steadier filters have paler skies (dashed: antialias 3 without the term, one line per seed)")
     ax.set_xlim(0, max(r["flicker"] for r in rows) * 1.05)
     ax.set_ylim(bottom, max(r["colour"] for r in rows) + 0.5)
     ax.legend(fontsize=7, loc="upper right")
