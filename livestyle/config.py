@@ -251,6 +251,11 @@ class NetworkConfig:
     # mapped to these levels first. Trained filters answer saturated highlights, rare in
     # their training crops, with flat white blobs; video levels keep skies painted.
     input_levels: tuple = (0, 255)
+    # Inference only: at least this many px reflected past the frame's last row and column
+    # (with the padding to a multiple of 4), cropped after. The network's stride-4 grid
+    # serves the last 3 px worst and GPU-trained filters paint a red column there; 3 px
+    # moves it out of the frame at 480 px wide for 4 more columns (docs/ABLATIONS.md s. 19).
+    edge_margin: int = bounded(0, 0, 16)
 
     def __post_init__(self):
         check_fields(self, "network")

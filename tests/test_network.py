@@ -95,6 +95,53 @@ def test_input_levels_map_pixels_before_the_network(tmp_path):
     np.testing.assert_allclose(np.asarray(plain(x, training=False)), np.asarray(trained(x, training=False)), atol=1e-4)
 
 
+@pytest.mark.parametrize("size,margin,expected", [(853, 3, (0, 3)), (480, 3, (0, 4)), (474, 3, (1, 5)),
+                                                   (712, 3, (0, 4)), (853, 0, (1, 2)), (480, 8, (0, 8)), (475, 8, (0, 9))])
+def test_padding_for_leaves_the_end_margin(size, margin, expected):
+    # the least padding to a multiple of 4 with at least `margin` px after the last row/column
+    assert padding_for(size, end_margin=margin) == expected
+    assert (size + sum(expected)) % 4 == 0 and expected[1] >= margin
+
+
+def test_edge_margin_reflects_past_the_last_row_and_column(tmp_path):
+    # the inference model (load_transformer) at edge_margin 3 answers a frame as the trained
+    # network answers the frame reflected by the margin's padding, cropped back: the frame's
+    # last columns are painted as the network paints the inside of a frame
+    from livestyle.convert.export import load_transformer
+
+    h, w = 37, 50  # padded to (0, 3) rows and (1, 5) columns
+    net = NetworkConfig(width=8, res_blocks=1)
+    trained = build_transformer(net, 40, 56)
+    weights = tmp_path / "t.weights.h5"
+    trained.save_weights(weights)
+    x = np.random.default_rng(2).uniform(0, 255, (1, h, w, 3)).astype(np.float32)
+    margined = load_transformer(weights, NetworkConfig(width=8, res_blocks=1, edge_margin=3), h, w)
+    padded = np.pad(x, ((0, 0), (0, 3), (1, 5), (0, 0)), mode="reflect")
+    expected = np.asarray(trained(padded, training=False))[:, :h, 1:1 + w]
+    np.testing.assert_allclose(np.asarray(margined(x, training=False)), expected, atol=1e-3)
+    # training builds (build_transformer's default) see the frame's own edges
+    plain = build_transformer(net, h, w)
+    plain.set_weights(trained.get_weights())
+    assert np.abs(np.asarray(plain(x, training=False)) - expected).max() > 1
+
+
+@pytest.mark.parametrize("size", [(7, 8), (8, 9), (9, 10), (10, 13)])
+def test_edge_margin_on_small_frames(size):
+    # the smallest frames the network takes (7 px: its quarter-size layers reflect 1 px)
+    # still go through with the margin: one too small to reflect all of it goes without
+    model = build_transformer(NetworkConfig(width=4, res_blocks=1), *size, edge_margin=3)
+    x = np.random.default_rng(0).uniform(0, 255, (1, *size, 3)).astype(np.float32)
+    assert np.asarray(model(x, training=False)).shape == x.shape
+
+
+@pytest.mark.parametrize("margin", [-1, 17, 2.5])
+def test_bad_edge_margin_names_the_key(margin):
+    from livestyle.errors import LivestyleError
+
+    with pytest.raises(LivestyleError, match="network.edge_margin"):
+        NetworkConfig.from_params({"edge_margin": margin})
+
+
 @pytest.mark.parametrize("levels", [(16,), (235, 16), (0, 300), ("a", 3)])
 def test_bad_input_levels_name_the_key(levels):
     from livestyle.errors import LivestyleError

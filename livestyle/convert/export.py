@@ -49,8 +49,8 @@ class ExportConfig:
 def load_transformer(weights: Path, net: NetworkConfig, height: int, width: int):
     from livestyle.model.network import build_transformer
 
-    # the inference model: input levels apply here, never in training
-    model = build_transformer(net, height, width, input_levels=net.input_levels)
+    # the inference model: input levels and the edge margin apply here, never in training
+    model = build_transformer(net, height, width, input_levels=net.input_levels, edge_margin=net.edge_margin)
     model.load_weights(weights)
     return model
 

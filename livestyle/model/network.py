@@ -13,6 +13,10 @@ Choices:
   conv and after each upsample, so strokes are not tied to the stride-4 grid.
 - any input size: the input is reflect-padded up to a multiple of 4 (two stride-2
   stages) and the output cropped back, so 853 comes out as 853, not 852 or 856.
+- an edge margin at inference (NetworkConfig.edge_margin): the stride grid's cells sit at
+  0, 4, ... W-4, so the last columns and rows are the ones the grid serves worst, and
+  trained filters learn to paint them apart (a red column at the right edge of GPU-trained
+  Scream filters). Reflecting a few px past them and cropping moves that out of the frame.
 - input and output are RGB in 0..255; the scaling happens inside the model so every
   runtime and the Core ML image I/O see plain pixels.
 """
@@ -141,25 +145,39 @@ def _upsample(x, cfg, filters, name, seed):
     return _conv_block(x, cfg, filters, 3, 1, name, seed=seed)
 
 
-def padding_for(size: int, multiple: int = 4) -> tuple[int, int]:
-    """Split the padding that brings `size` to a multiple, larger half at the end."""
-    extra = (-size) % multiple
-    return extra // 2, extra - extra // 2
+def padding_for(size: int, multiple: int = 4, end_margin: int = 0) -> tuple[int, int]:
+    """The (start, end) padding that brings `size` to a multiple, with at least
+    `end_margin` px at the end: the least total that does, the rest split evenly.
+    end_margin 0: the larger half at the end (853 -> (1, 2), 480 -> (0, 0))."""
+    total = (-size) % multiple
+    while total < end_margin:
+        total += multiple
+    start = (total - end_margin) // 2
+    return start, total - start
+
+
+def effective_margin(size: int, end_margin: int, multiple: int = 4) -> int:
+    """The end margin a side of `size` px can take: reflection needs pad < size, and the
+    pad can reach end_margin + multiple - 1. Tiny images (a few px) go without."""
+    return end_margin if size >= end_margin + multiple else 0
 
 
 def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "transformer", seed: int = 0,
-                      input_levels: tuple = (0, 255)) -> keras.Model:
+                      input_levels: tuple = (0, 255), edge_margin: int = 0) -> keras.Model:
     """Functional model (1..N, height, width, 3) RGB 0..255 -> same shape RGB 0..255.
 
     Weights do not depend on height/width: train at 256x256, rebuild at 853x480 and
     load the same weights for export. The initial weights are a function of `seed`.
     `input_levels` (lo, hi): pixels 0..255 are first mapped to lo..hi, a fixed affine
     folded into the input scaling (no weights, no cost): see NetworkConfig.input_levels.
+    `edge_margin`: at least this many px reflected past the last row and column before the
+    network, cropped after: see NetworkConfig.edge_margin (inference only, like the levels).
     """
     lo, hi = (float(v) for v in input_levels)
     inp = keras.Input((height, width, 3), name="image")
     x = layers.Rescaling((hi - lo) / 255 / 127.5, offset=lo / 127.5 - 1.0, name="to_unit")(inp)
-    pad_h, pad_w = padding_for(height), padding_for(width)
+    pad_h = padding_for(height, end_margin=effective_margin(height, edge_margin))
+    pad_w = padding_for(width, end_margin=effective_margin(width, edge_margin))
     if any(pad_h + pad_w):
         # reflection in training and export alike; cropped again at the end
         x = ReflectPad((pad_h, pad_w), name="pad_to_4")(x)
