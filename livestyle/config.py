@@ -256,6 +256,10 @@ class NetworkConfig:
     # serves the last 3 px worst and GPU-trained filters paint a red column there; 3 px
     # moves it out of the frame at 480 px wide for 4 more columns (docs/ABLATIONS.md s. 19).
     edge_margin: int = bounded(0, 0, 16)
+    # Inference only: how much of the style's palette map (livestyle.model.palette, fitted
+    # by its train stage) the model applies: 0 = none, 1 = the filter's colours moved onto
+    # the painting's mean and covariance (docs/ABLATIONS.md section 19).
+    palette_strength: float = bounded(0.0, 0.0, 1.0)
 
     def __post_init__(self):
         check_fields(self, "network")
@@ -356,6 +360,9 @@ class TrainConfig:
     # resumed run gives the same weights (byte for byte on an idle machine; under load the
     # last bits may still differ: livestyle.model.determinism); false uses every core
     deterministic: bool = True
+    # after training: training photos the style's palette map is fitted on
+    # (livestyle.model.palette; applied at network.palette_strength)
+    palette_photos: int = bounded(40, 1)
 
     def __post_init__(self):
         check_fields(self, "train")

@@ -11,7 +11,8 @@ from livestyle.convert.runners import keras_reference
 from livestyle.convert.verify import VerifyConfig, verify_models
 from livestyle.model.network import build_transformer
 
-NET = NetworkConfig(res_blocks=1, width=4)
+# as deployed: an edge margin and a palette map (written next to the weights below)
+NET = NetworkConfig(res_blocks=1, width=4, edge_margin=3, palette_strength=1.0)
 SIZE = (37, 20)  # height not divisible by 4, like 853
 CFG = ExportConfig(sizes=(SIZE,), display=(74, 40))
 
@@ -25,6 +26,10 @@ def exported(tmp_path_factory):
     model = build_transformer(NET, 32, 32)  # initial weights: a real, untrained network
     weights = root / "t.weights.h5"
     model.save_weights(weights)
+    from livestyle.model.palette import PALETTE_FILE, save_palette
+
+    save_palette(root / PALETTE_FILE, {"matrix": [[1.3, 0.1, 0.0], [0.1, 1.1, -0.05], [0.0, -0.05, 1.4]],
+                                       "offset": [-20.0, -5.0, 10.0]})
     meta = model_metadata(StyleConfig(name="demo", image="x.png", credit="A. Painter, 1893", license="CC0", network=NET), CFG, "1.2.3")
     written = {}
     for run in ("a", "b"):

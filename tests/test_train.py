@@ -282,6 +282,12 @@ def test_a_rerun_and_a_killed_and_resumed_run_of_the_train_stage_give_the_same_t
 
     run()
     assert (out / "transformer.weights.h5").exists() and (out / "samples" / "step_000004.png").exists()
+    # the palette map is fitted after training on the training photos, and names its weights
+    from livestyle.provenance import file_sha256
+
+    palette = json.loads((out / "palette.json").read_text())
+    assert palette["weights_sha256"] == file_sha256(out / "transformer.weights.h5") and palette["photos"] > 0
+    assert np.isfinite(palette["matrix"]).all() and np.linalg.eigvalsh(palette["matrix"]).min() > 0
     shutil.move(out, first)
     run()
     assert_same_training(out, first, tmp_path / params["train"]["init_weights"])

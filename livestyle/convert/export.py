@@ -48,9 +48,14 @@ class ExportConfig:
 
 def load_transformer(weights: Path, net: NetworkConfig, height: int, width: int):
     from livestyle.model.network import build_transformer
+    from livestyle.model.palette import blended, load_palette
 
-    # the inference model: input levels and the edge margin apply here, never in training
-    model = build_transformer(net, height, width, input_levels=net.input_levels, edge_margin=net.edge_margin)
+    # the inference model: input levels, the edge margin and the style's palette map (when
+    # its train stage fitted one next to the weights) apply here, never in training
+    palette = load_palette(weights) if net.palette_strength > 0 else None
+    colour_map = blended(palette["matrix"], palette["offset"], net.palette_strength) if palette else None
+    model = build_transformer(net, height, width, input_levels=net.input_levels, edge_margin=net.edge_margin,
+                              colour_map=colour_map)
     model.load_weights(weights)
     return model
 

@@ -277,15 +277,15 @@ def quantized_runtimes(export_dir: Path, style: str, weights_path: Path | None, 
 
 def _keras_model(weights_path: Path | None, net_cfg: NetworkConfig, h: int, w: int):
     """The transformer at h x w with the trained weights (untrained when None), built as
-    export builds it (input levels, edge margin): the reference the exports are held to."""
+    export builds it (input levels, edge margin, palette): the reference the exports are held to."""
+    from livestyle.convert.export import load_transformer
     from livestyle.model.network import build_transformer
 
-    model = build_transformer(net_cfg, h, w, input_levels=net_cfg.input_levels, edge_margin=net_cfg.edge_margin)
-    if weights_path is not None:
-        if not Path(weights_path).exists():
-            raise LivestyleError(weights_path, "no such weights file")
-        model.load_weights(str(weights_path))
-    return model
+    if weights_path is None:
+        return build_transformer(net_cfg, h, w, input_levels=net_cfg.input_levels, edge_margin=net_cfg.edge_margin)
+    if not Path(weights_path).exists():
+        raise LivestyleError(weights_path, "no such weights file")
+    return load_transformer(Path(weights_path), net_cfg, h, w)
 
 
 def bench_style(export_dir: Path, style: str, weights_path: Path | None, net_cfg: NetworkConfig, cfg: BenchConfig,

@@ -79,6 +79,31 @@ class Blur(layers.Layer):
         return {**super().get_config(), "taps": self.taps}
 
 
+@keras.saving.register_keras_serializable(package="livestyle")
+class ColourMap(layers.Layer):
+    """A fixed per-pixel affine colour map on 0..255 RGB, clipped (livestyle.model.palette):
+    constants in the config, no weights, so trained weights load with or without it."""
+
+    def __init__(self, matrix, offset, **kwargs):
+        super().__init__(**kwargs)
+        self.matrix = [[float(v) for v in row] for row in matrix]
+        self.offset = [float(v) for v in offset]
+
+    def call(self, x):
+        # a 1x1 conv and two ReLUs: ops every exporter and verifier here knows (a matmul
+        # becomes a batched matmul in Core ML's neuralnetwork format, a clip varies)
+        k = np.asarray(self.matrix, np.float32).T[None, None]  # (1, 1, in, out)
+        b = ops.convert_to_tensor(np.asarray(self.offset, np.float32), dtype=x.dtype)
+        y = ops.relu(ops.conv(x, ops.convert_to_tensor(k, dtype=x.dtype), strides=1, padding="valid") + b)
+        return 255.0 - ops.relu(255.0 - y)
+
+    def compute_output_shape(self, shape):
+        return shape
+
+    def get_config(self):
+        return {**super().get_config(), "matrix": self.matrix, "offset": self.offset}
+
+
 def _blur(x, taps: int, name: str):
     """Blur x keeping its size (reflected borders). Before a stride-2 conv it removes what
     the subsampling would alias (blur and conv commute: Zhang 2019's blur-then-subsample);
@@ -163,7 +188,7 @@ def effective_margin(size: int, end_margin: int, multiple: int = 4) -> int:
 
 
 def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "transformer", seed: int = 0,
-                      input_levels: tuple = (0, 255), edge_margin: int = 0) -> keras.Model:
+                      input_levels: tuple = (0, 255), edge_margin: int = 0, colour_map=None) -> keras.Model:
     """Functional model (1..N, height, width, 3) RGB 0..255 -> same shape RGB 0..255.
 
     Weights do not depend on height/width: train at 256x256, rebuild at 853x480 and
@@ -172,6 +197,7 @@ def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "
     folded into the input scaling (no weights, no cost): see NetworkConfig.input_levels.
     `edge_margin`: at least this many px reflected past the last row and column before the
     network, cropped after: see NetworkConfig.edge_margin (inference only, like the levels).
+    `colour_map` (matrix, offset): the style's palette map on the output (inference only).
     """
     lo, hi = (float(v) for v in input_levels)
     inp = keras.Input((height, width, 3), name="image")
@@ -199,4 +225,6 @@ def build_transformer(cfg: NetworkConfig, height: int, width: int, name: str = "
     x = layers.Rescaling(127.5, offset=127.5, name="to_pixels")(x)
     if any(pad_h + pad_w):
         x = layers.Cropping2D((pad_h, pad_w), name="crop")(x)
+    if colour_map is not None:
+        x = ColourMap(*colour_map, name="palette")(x)
     return keras.Model(inp, x, name=name)
