@@ -69,6 +69,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from livestyle.convert.runtime import Runner, check_strength, open_model, open_style, resolve_styles
 
     strength = check_strength(args.strength)
+    palette = None if args.palette is None else check_strength(args.palette, "--palette")
     if (args.source is None) == (args.camera is None):
         raise LivestyleError("SOURCE", "give a photo, folder or video, or --camera INDEX|VIDEO (one of the two)")
     if bool(args.style) == bool(args.model):
@@ -76,10 +77,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.max_side < 0:
         raise LivestyleError("--max-side", f"must be 0 (no cap) or more, got {args.max_side}")
     if args.model:
-        runner: Runner = open_model(args.model, args.params)
+        runner: Runner = open_model(args.model, args.params, palette)
         names, open_one = [runner.name], lambda _: runner
     else:
-        names, open_one = resolve_styles(args.style, args.params), lambda name: open_style(name, args.params)
+        names, open_one = resolve_styles(args.style, args.params), lambda name: open_style(name, args.params, palette)
     if args.camera is not None:
         from livestyle.media.live import Styles, run_camera
 
@@ -147,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="PATH", help="an exported model: .onnx, .tflite, .weights.h5 (network from --params), Core ML on macOS")
     p.add_argument("--camera", metavar="INDEX|VIDEO", help="live: a camera index (0) or a video file standing in for one")
     p.add_argument("--strength", type=float, default=1.0, help="0..1: strength * stylized + (1 - strength) * photo (default 1)")
+    p.add_argument("--palette", type=float, metavar="STRENGTH",
+                   help="0..1: the style's palette map (Keras weights with their palette.json; default params' "
+                        "network.palette_strength): the painting's colours on stills, more flicker on video")
     p.add_argument("--max-side", type=int, default=1920, help="photos and videos: cap the long side at this (default 1920, 0: no cap)")
     p.add_argument("--size", metavar="WxH", help="--camera: frame size (default the export size, 480x853, turned like the source)")
     p.add_argument("--frames", type=int, default=0, metavar="N", help="--camera: stop after N frames (default: q, the clip's end or Ctrl-C)")

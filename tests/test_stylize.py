@@ -23,6 +23,7 @@ from livestyle.media.video import ffmpeg_exe, probe, probe_codec, read_frames
 
 NET = NetworkConfig(res_blocks=1, width=4)
 SIZE = (37, 20)  # the export size, [height, width]: odd like 853
+PALETTE = (np.array([[1.5, 0.1, 0.0], [0.1, 1.3, -0.1], [0.0, -0.1, 1.4]]), np.array([-40.0, -20.0, -30.0]))
 
 
 def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -54,6 +55,11 @@ def project(tmp_path_factory) -> Path:
         weights = root / "data/train" / style / "transformer.weights.h5"
         weights.parent.mkdir(parents=True)
         build_transformer(NET, 32, 32).save_weights(weights)
+    # tiny has a palette map beside its weights, as the train stage writes it; params leave
+    # network.palette_strength at 0, so it is used only with --palette
+    from livestyle.model.palette import PALETTE_FILE, save_palette
+
+    save_palette(root / "data/train/tiny" / PALETTE_FILE, {"matrix": PALETTE[0].tolist(), "offset": PALETTE[1].tolist()})
     model = load_transformer(root / "data/train/tiny/transformer.weights.h5", NET, *SIZE)
     export_onnx(model, root / "tiny.onnx")
     export_tflite(model, root / "tiny.tflite")
@@ -227,6 +233,22 @@ def test_strength_blends_stylized_and_photo(project, tiny, tmp_path):
     full = png(tmp_path / "s1.png").astype(float)
     assert np.array_equal(full, tiny(rgb))
     assert np.abs(png(tmp_path / "s0.5.png") - (0.5 * full + 0.5 * rgb)).max() <= 0.5 + 1e-9
+
+
+def test_palette_applies_the_styles_colour_map(project, tiny, tmp_path):
+    from livestyle.model.palette import apply_map, blended
+
+    src = tmp_path / "odd.png"
+    rgb = _odd(src)
+    for p in ("0", "0.5", "1"):
+        assert stylize(project, src, "-o", tmp_path / f"p{p}.png", "--style", "tiny", "--palette", p) == 0
+    plain = png(tmp_path / "p0.png").astype(np.float32)
+    assert np.array_equal(plain, tiny(rgb))  # 0: as params leave it (palette_strength 0)
+    for p, strength in (("1", 1.0), ("0.5", 0.5)):
+        want = apply_map(plain, *blended(*PALETTE, strength))
+        got = png(tmp_path / f"p{p}.png").astype(np.float32)
+        assert np.abs(got - want).max() <= 2.5, p  # the map on the unrounded output, rounded once
+    assert np.abs(png(tmp_path / "p1.png").astype(float) - plain).mean() > 10
 
 
 def test_folder_in_folder_out_same_names(project, tiny, tmp_path, capsys):
@@ -455,6 +477,10 @@ ERRORS = {  # name: (arguments after the source, the source, the line's start, a
     "bad size": (["--style", "tiny", "--camera", "cam.mp4", "--size", "big"], None, "--size: ", "expected WIDTHxHEIGHT"),
     "video to a png": (["--style", "tiny"], "cam.mp4", "", "a video's output must be one of .mp4"),
     "core ml off macOS": (["--model", "x.mlpackage"], "photo", "", "Core ML models run only on macOS"),
+    "palette out of range": (["--style", "tiny", "--palette", "2"], "photo", "--palette: ", "must be between 0 and 1, got 2"),
+    "palette of an exported model": (["--model", "tiny.onnx", "--palette", "1"], "photo", "--palette: ",
+                                     "carries the palette it was exported with"),
+    "no palette beside the weights": (["--style", "other", "--palette", "1"], "photo", "", "no palette map beside these weights"),
 }
 
 

@@ -112,9 +112,9 @@ def apply(runner: Runner, rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
     return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
 
-def check_strength(strength: float) -> float:
+def check_strength(strength: float, flag: str = "--strength") -> float:
     if not 0 <= strength <= 1:
-        raise LivestyleError("--strength", f"must be between 0 and 1, got {strength:g}")
+        raise LivestyleError(flag, f"must be between 0 and 1, got {strength:g}")
     return float(strength)
 
 
@@ -152,19 +152,28 @@ def _style_weights(name: str, params: dict, params_path) -> Path:
     return weights
 
 
-def open_style(name: str, params_path: str | os.PathLike = "params.yaml") -> Runner:
+def open_style(name: str, params_path: str | os.PathLike = "params.yaml", palette: float | None = None) -> Runner:
     """A style trained by the pipeline: params.yaml's network for it, data/train/NAME weights
-    (paths relative to the params file, i.e. the project root)."""
+    (paths relative to the params file, i.e. the project root). `palette`: the strength of
+    its palette map (None: params' network.palette_strength)."""
     from livestyle.config import load_params, style_config
 
     params = load_params(params_path)
     weights = _style_weights(name, params, params_path)
-    return keras_runner(weights, style_config(params, name).network, name, params_path)
+    return keras_runner(weights, style_config(params, name).network, name, params_path, palette)
 
 
-def keras_runner(weights: Path, net, name: str, params_path) -> Runner:
+def keras_runner(weights: Path, net, name: str, params_path, palette: float | None = None) -> Runner:
+    from dataclasses import replace
+
     from livestyle.convert.export import stylizer
+    from livestyle.model.palette import PALETTE_FILE, load_palette
 
+    if palette is not None:
+        if palette > 0 and load_palette(weights) is None:
+            raise LivestyleError(Path(weights).with_name(PALETTE_FILE), "no palette map beside these weights: "
+                                 "the train stage fits one (dvc repro train@STYLE), or leave out --palette")
+        net = replace(net, palette_strength=palette)
     stylize = stylizer(weights, net)
     try:  # load now: a mismatch is the user's first line, not a traceback mid-folder
         with warnings.catch_warnings():
@@ -177,14 +186,18 @@ def keras_runner(weights: Path, net, name: str, params_path) -> Runner:
     return Runner(name, lambda x: stylize(x[None])[0], None, KERAS_MULTIPLE)
 
 
-def open_model(path: str | os.PathLike, params_path: str | os.PathLike = "params.yaml") -> Runner:
-    """An exported model (.onnx, .tflite, .mlpackage/.mlmodel) or Keras .weights.h5."""
+def open_model(path: str | os.PathLike, params_path: str | os.PathLike = "params.yaml", palette: float | None = None) -> Runner:
+    """An exported model (.onnx, .tflite, .mlpackage/.mlmodel) or Keras .weights.h5;
+    `palette` (Keras weights only): the strength of the palette map beside them."""
     path = Path(path)
     if not path.exists():
         raise LivestyleError(path, "no such model file")
     name = path.name
     if name.endswith(".h5"):
-        return keras_runner(path, _network_for(path, params_path), name, params_path)
+        return keras_runner(path, _network_for(path, params_path), name, params_path, palette)
+    if palette is not None:
+        raise LivestyleError("--palette", "an exported model carries the palette it was exported with "
+                             "(network.palette_strength): give --style NAME or a .weights.h5")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return _onnx(path)
