@@ -27,7 +27,8 @@ STYLE = {"none": ("o", "#444444", "no temporal term"), "white": ("s", "#1f77b4",
          "grain": ("^", "#d62728", "term, grain"), "warp": ("D", "#ff7f0e", "term, warp moves, white noise"),
          "warp+grain": ("v", "#8c564b", "term, warp moves, grain"),
          "warp+norm": ("P", "#2ca02c", "term, warp moves, normalised"),
-         "warp-quiet": ("X", "#9467bd", "term, warp moves, no noise")}
+         "warp-quiet": ("X", "#9467bd", "term, warp moves, no noise"),
+         "palette": ("*", "#e377c2", "palette map on (section 19; label names the filter)")}
 
 
 def read_rows(path: Path) -> list[dict]:
