@@ -42,6 +42,20 @@ def test_fit_palette_undoes_a_pale_filter():
     assert record["photos"] == 6
 
 
+def test_flat_painting_and_flat_filter_give_a_finite_map():
+    # a one-colour painting (or a filter that paints one colour) has a singular covariance:
+    # the map stays finite, and a flat painting pulls every colour to near its own
+    rng = np.random.default_rng(4)
+    photos = [rng.uniform(0, 255, (16, 16, 3)) for _ in range(3)]
+    painting = np.full((32, 32, 3), (200.0, 40.0, 30.0))
+    record = fit_palette(lambda b: b, photos, painting, pixels=300)
+    a, b = np.asarray(record["matrix"]), np.asarray(record["offset"])
+    assert np.isfinite(a).all() and np.isfinite(b).all()
+    assert np.abs(apply_map(photos[0], a, b).reshape(-1, 3).mean(0) - (200, 40, 30)).max() < 5
+    flat = fit_palette(lambda batch: np.full_like(batch, 128.0), photos, photos[0], pixels=300)
+    assert np.isfinite(flat["matrix"]).all() and np.isfinite(flat["offset"]).all()
+
+
 def test_blended_strength_runs_from_identity_to_the_map():
     a, b = np.diag([2.0, 1.5, 1.2]), np.array([-10.0, 4.0, 7.0])
     m0, o0 = blended(a, b, 0.0)
