@@ -35,13 +35,15 @@ def main() -> None:
     out = Path(args.out)
     rows = {}
     # a header first, then one row as each filter's clip finishes (a run takes minutes)
-    print(markdown.table(["filter", "frame pairs", "warp error, stylized", "warp error, input", "ratio"], [],
-                         align="lrrrr"), flush=True)
+    # the ratio is the figure; the contrast-normalised one tells steady from pale
+    print(markdown.table(["filter", "frame pairs", "warp error, stylized", "warp error, input", "ratio",
+                          "ratio, contrast-normalised"], [], align="lrrrrr"), flush=True)
     for label, weights, filter_net in filters:
         m = render_clip(stylizer(weights, filter_net), label, args.clip, out / label, cfg, name="clip")
-        rows[label] = {k: m[k] for k in ("pairs", "warp_error_stylized", "warp_error_original", "warp_error_ratio")}
+        rows[label] = {k: m[k] for k in ("pairs", "warp_error_stylized", "warp_error_original", "warp_error_ratio",
+                                         "contrast_normalised_ratio")}
         print(markdown.row([label, f"{m['pairs']}", f"{m['warp_error_stylized']:.5f}", f"{m['warp_error_original']:.5f}",
-                            f"{m['warp_error_ratio']:.2f}"]), flush=True)
+                            f"{m['warp_error_ratio']:.2f}", f"{m['contrast_normalised_ratio']:.2f}"]), flush=True)
     (out / "flicker.json").write_text(json.dumps(rows, indent=1))
     if args.side_by_side:
         a, b = args.side_by_side.split(",")

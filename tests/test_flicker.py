@@ -54,6 +54,20 @@ def test_a_static_colour_change_adds_no_flicker(frames):
     assert warp_error(frames, posterized)["warp_error_ratio"] < warp_error(frames, _noisy(frames, 10))["warp_error_ratio"]
 
 
+def test_contrast_alone_moves_the_ratio_but_not_the_normalised_one(frames):
+    # a filter that only changes contrast (about mid-grey) adds no flicker of its own: the
+    # squared error scales the plain ratio by the gain squared, the normalised one stays at 1
+    def contrast(f, gain):
+        return np.clip(np.rint(128 + gain * (f.astype(np.float32) - 128)), 0, 255).astype(np.uint8)
+
+    pale = warp_error(frames, [contrast(f, 0.5) for f in frames])
+    assert pale["warp_error_ratio"] == pytest.approx(0.25, rel=0.1)
+    assert pale["contrast_normalised_ratio"] == pytest.approx(1.0, rel=0.1)
+    # flicker the filter invents raises both
+    noisy = warp_error(frames, _noisy(frames, 10))
+    assert noisy["contrast_normalised_ratio"] > 1.5 and noisy["warp_error_ratio"] > 1.5
+
+
 def test_consistency_mask_marks_out_of_frame_pixels():
     h, w = 20, 30
     # a pure shift right by 3 px: pixels of frame t in columns < 3 came from outside

@@ -9,6 +9,11 @@ Ruder et al. 2016's video style transfer). The same figure on the original frame
 reported beside it: the residual that motion blur, lighting and flow error leave on an
 unstylized clip, so `stylized / original` is a meaningful ratio (1.0 = adds no flicker).
 
+The error is squared, so a filter with twice the contrast of another that flickers
+alike measures 4x: a paler filter looks steadier. Beside the ratio, each clip's error
+over its own frames' variance gives `contrast_normalised_ratio`, which a change of
+contrast alone leaves at 1 (a diagnostic: the issue's figure stays the ratio).
+
 Flow is OpenCV's DIS (Kroeger et al. 2016): dense, and fast enough on a CPU to run
 inside the render loop at the model size.
 """
@@ -64,6 +69,12 @@ def _masked_mean(err: np.ndarray, mask: np.ndarray) -> float:
     return float(err[mask].sum(dtype=np.float64) / n) if n else float("nan")
 
 
+def _masked_variance(frame: np.ndarray, mask: np.ndarray) -> float:
+    """Variance of the frame's pixels under the mask, mean over RGB (0..1 units squared)."""
+    pixels = frame[mask].astype(np.float64)
+    return float(pixels.var(axis=0).mean()) if len(pixels) else float("nan")
+
+
 @dataclass
 class FlickerMeter:
     """Streaming warping error: feed (original, stylized) pairs in order; O(1) memory.
@@ -81,6 +92,8 @@ class FlickerMeter:
     stylized: list[float] = field(default_factory=list)  # one value per consecutive pair
     original: list[float] = field(default_factory=list)
     masked: list[float] = field(default_factory=list)  # fraction of pixels masked out
+    stylized_variance: list[float] = field(default_factory=list)  # each pair's frame contrast
+    original_variance: list[float] = field(default_factory=list)
 
     def __post_init__(self):
         self._dis = cv2.DISOpticalFlow_create(_PRESETS[self.preset])
@@ -119,6 +132,8 @@ class FlickerMeter:
             self.stylized.append(_masked_mean(err_s, mask))
             self.original.append(_masked_mean(err_o, mask))
             self.masked.append(float(1.0 - mask.mean()))
+            self.stylized_variance.append(_masked_variance(s, mask))
+            self.original_variance.append(_masked_variance(o, mask))
         self._prev = (gray, o, s)
 
     def summary(self) -> dict:
@@ -127,11 +142,15 @@ class FlickerMeter:
             return {"pairs": 0}
         sty = float(np.nanmean(self.stylized))
         orig = float(np.nanmean(self.original))
+        var_s, var_o = float(np.nanmean(self.stylized_variance)), float(np.nanmean(self.original_variance))
+        relative = (sty / var_s) / (orig / var_o) if orig > 0 and var_s > 0 and var_o > 0 else float("inf")
         return {
             "pairs": len(self.stylized),
             "warp_error_stylized": sty,
             "warp_error_original": orig,
             "warp_error_ratio": sty / orig if orig > 0 else float("inf"),
+            # the same ratio with each clip's error over its frames' variance (see the module doc)
+            "contrast_normalised_ratio": relative,
             "occluded_fraction": float(np.mean(self.masked)),
         }
 

@@ -286,9 +286,10 @@ def render_style_previews(
     frames = sum(m["frames"] for m in per_clip.values())
     seconds = sum(m["frames"] / m["render_fps"] for m in per_clip.values())
     summary = {"style": style_name, "clips": per_clip, "frames": frames, "render_fps": frames / seconds}
-    ratios = [m["warp_error_ratio"] for m in per_clip.values() if "warp_error_ratio" in m]
-    if ratios:
-        summary["warp_error_ratio"] = float(np.mean(ratios))
+    for key in ("warp_error_ratio", "contrast_normalised_ratio"):
+        ratios = [m[key] for m in per_clip.values() if key in m]
+        if ratios:
+            summary[key] = float(np.mean(ratios))
     return summary
 
 
