@@ -281,6 +281,9 @@ class LossConfig:
     content_weight: float = 1.0
     style_weight: float = 1.0
     tv_weight: float = 1.0
+    # the painting's colour mean and covariance, matched over each batch's pixels
+    # (livestyle.model.losses.colour_loss); 0 = off
+    colour_weight: float = 0.0
     style_scale: float = 1.0  # style image is resized to image_size * style_scale
     content_layers: tuple = ("block2_conv2",)
     style_layers: tuple = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
@@ -317,6 +320,8 @@ class LossConfig:
             raise LivestyleError(PARAMS_FILE, f"loss.normalisation = {self.normalisation!r}: use relative or johnson")
         if min(self.temporal_weight, self.temporal_shift, self.temporal_noise, self.temporal_warp) < 0:
             raise LivestyleError(PARAMS_FILE, "loss.temporal_weight, temporal_shift, temporal_noise and temporal_warp must be >= 0")
+        if self.colour_weight < 0:
+            raise LivestyleError(PARAMS_FILE, f"loss.colour_weight = {self.colour_weight!r}: must be >= 0 (0 = off)")
         if self.style_layer_weights and len(self.style_layer_weights) != len(self.style_layers):
             raise LivestyleError(PARAMS_FILE, f"loss.style_layer_weights has {len(self.style_layer_weights)} values for "
                                  f"{len(self.style_layers)} style_layers: give one per layer, or [] for all 1")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from livestyle.errors import LivestyleError
-from livestyle.model.losses import content_loss, gram, style_loss, total_variation
+from livestyle.model.losses import colour_loss, colour_moments, content_loss, gram, style_loss, total_variation
 from livestyle.model.lossnet import build_lossnet
 
 LAYERS = ["block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3"]
@@ -30,6 +30,36 @@ def test_total_variation_prefers_smooth_images():
     smooth = np.tile(np.linspace(0, 255, 16, dtype=np.float32)[None, :, None, None], (1, 1, 16, 3))
     noisy = np.random.default_rng(2).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
     assert float(total_variation(smooth)) < float(total_variation(noisy)) / 5
+
+
+def _painting(seed=3, size=(24, 32)):
+    """A two-colour painting with grain: red-orange strokes over blue-black."""
+    rng = np.random.default_rng(seed)
+    img = np.where(rng.random(size + (1,)) < 0.4, [[[220.0, 90.0, 30.0]]], [[[25.0, 35.0, 70.0]]])
+    return np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.float32)[None]
+
+
+def test_colour_moments_are_the_pixels_mean_and_covariance_on_unit_scale():
+    batch = np.concatenate([_painting(1), _painting(2)])
+    mean, cov = (np.asarray(t) for t in colour_moments(batch))
+    flat = batch.reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(mean, flat.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(cov, np.cov(flat.T, bias=True), rtol=1e-3, atol=1e-7)
+
+
+def test_colour_loss_sees_the_palette_not_the_layout():
+    painting = _painting()
+    target = tuple(np.asarray(t) for t in colour_moments(painting))
+    shuffled = np.random.default_rng(0).permutation(painting.reshape(-1, 3)).reshape(painting.shape)
+    assert float(colour_loss(shuffled, *target)) == pytest.approx(0.0, abs=1e-6)
+    # a filter's typical miss: the painting's colours at 60 % contrast, and tinted green
+    mean = painting.reshape(-1, 3).mean(0)
+    pale = mean + 0.6 * (painting - mean)
+    tinted = np.clip(painting + [0.0, 40.0, 0.0], 0, 255)
+    assert float(colour_loss(pale, *target)) > 0.2
+    assert float(colour_loss(tinted, *target)) > 0.05
+    # closer colours score lower: halfway back from the pale version
+    assert float(colour_loss(mean + 0.8 * (painting - mean), *target)) < float(colour_loss(pale, *target)) / 2
 
 
 @pytest.fixture(scope="module")

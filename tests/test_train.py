@@ -76,6 +76,28 @@ def test_same_seed_same_result(prepared, style_image, tmp_path):
     assert [r["loss"] for r in la] == [r["loss"] for r in lb]
 
 
+def test_the_colour_term_is_logged_weighed_in_and_moves_the_colours(prepared, style_image, tmp_path):
+    import dataclasses
+
+    from livestyle.errors import LivestyleError
+
+    base = tiny(style_image, steps=12)
+    with_colour = dataclasses.replace(base, loss=dataclasses.replace(base.loss, colour_weight=20.0, style_weight=0.0))
+    without = dataclasses.replace(base, loss=dataclasses.replace(base.loss, style_weight=0.0))
+    train_style(with_colour, prepared, tmp_path / "on")
+    train_style(without, prepared, tmp_path / "off")
+    on, off = _log(tmp_path / "on"), _log(tmp_path / "off")
+    assert all(float(r["colour"]) > 0 for r in on) and all(float(r["colour"]) == 0 for r in off)
+    for r in on:  # the logged loss is the weighted sum, colour term included
+        parts = 1.0 * float(r["content"]) + 1.0 * float(r["tv"]) + 20.0 * float(r["colour"])
+        assert float(r["loss"]) == pytest.approx(parts, rel=1e-4)
+    # twelve steps on the colour term alone bring the batch's colours toward the painting's
+    assert float(on[-1]["colour"]) < 0.5 * float(on[0]["colour"])
+    assert json.loads((tmp_path / "on" / "train.json").read_text())["final"]["colour"] > 0
+    with pytest.raises(LivestyleError, match="loss.colour_weight"):
+        LossConfig(colour_weight=-1.0)
+
+
 def test_resume_continues_from_checkpoint(prepared, style_image, tmp_path):
     full = tmp_path / "full"
     train_style(tiny(style_image), prepared, full)

@@ -44,6 +44,29 @@ def style_loss(stylized_feats, style_grams, normalisation="relative", layer_weig
     )
 
 
+def colour_moments(images):
+    """Mean (3,) and covariance (3, 3) of all the pixels of a batch of 0..255 RGB
+    images, on 0..1."""
+    x = ops.reshape(ops.cast(images, "float32"), (-1, 3)) / 255.0
+    mean = ops.mean(x, axis=0)
+    d = x - mean
+    return mean, ops.matmul(ops.transpose(d), d) / ops.cast(ops.shape(x)[0], "float32")
+
+
+def colour_loss(images, target_mean, target_cov):
+    """How far the batch's colours sit from the painting's as two Gaussians: the squared
+    distance of the means over the painting's total variance, plus the squared distance
+    of the covariances over the painting's covariance energy. Both relative, so 1 means
+    off by the painting's own spread. The palette map (livestyle.model.palette) moves a
+    trained filter's colours onto these same moments after training; here the network
+    finds them itself, where the content and style terms can still have their say
+    (docs/ABLATIONS.md section 20). It is not the colour judge of livestyle.measure
+    (a sliced Wasserstein distance on Lab pixels, blind to nothing but order)."""
+    mean, cov = colour_moments(images)
+    return (ops.sum(ops.square(mean - target_mean)) / (ops.trace(target_cov) + 1e-6)
+            + ops.sum(ops.square(cov - target_cov)) / (ops.sum(ops.square(target_cov)) + 1e-8))
+
+
 def _energy(t, eps=1e-6):
     return ops.mean(ops.square(t)) + eps
 

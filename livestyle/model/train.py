@@ -33,7 +33,7 @@ from livestyle.model.determinism import single_thread_tensorflow
 from livestyle.model.lossnet import build_lossnet
 from livestyle.model.network import build_transformer
 from livestyle.model.temporal import next_frames, start_step
-from livestyle.model.trainer import TERMS, StyleTrainer, style_grams
+from livestyle.model.trainer import TERMS, StyleTrainer, colour_target, style_grams
 
 _TRAINING_CODE = ("train.py", "trainer.py", "losses.py", "lossnet.py", "network.py", "fastloop.py", "temporal.py")
 # the log holds what the run computed, no timings: a rerun or a resumed run writes the
@@ -109,7 +109,8 @@ def build_trainer(cfg: StyleConfig) -> tuple[StyleTrainer, np.ndarray]:
     lossnet = build_lossnet(cfg.loss.network, list(cfg.loss.content_layers) + list(cfg.loss.style_layers))
     style = load_style_image(cfg, t.image_size)
     trainer = StyleTrainer(transformer, lossnet, style_grams(lossnet, style, cfg.loss), cfg.loss,
-                           update_norm_stats=t.norm_stats == "update")
+                           update_norm_stats=t.norm_stats == "update",
+                           colour_target=colour_target(style) if cfg.loss.colour_weight else None)
     trainer.compile(optimizer=keras.optimizers.Adam(_schedule(t)))
     trainer.build((None, t.image_size, t.image_size, 3))
     trainer.optimizer.build(trainer.trainable_variables)
@@ -229,7 +230,7 @@ def plot_losses(path: Path, rows: list[dict], style: str) -> None:
     import matplotlib.pyplot as plt
 
     steps = [r["step"] for r in rows]
-    keys = ("content", "style", "tv") + (("temporal",) if any(r.get("temporal") for r in rows) else ())
+    keys = ("content", "style", "tv") + tuple(k for k in ("colour", "temporal") if any(float(r.get(k) or 0) for r in rows))
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2))
     for ax, key in zip(axes, keys):
         ax.plot(steps, [r[key] for r in rows])
@@ -251,7 +252,7 @@ def at_size(transformer: keras.Model, cfg: StyleConfig, size: int) -> keras.Mode
 
 def evaluate(trainer: StyleTrainer, net: keras.Model, images: list[np.ndarray]) -> dict[str, float]:
     """Unweighted loss terms on held-out content, inference mode (moving BN statistics)."""
-    totals = {"content": 0.0, "style": 0.0, "tv": 0.0}
+    totals = {"content": 0.0, "style": 0.0, "tv": 0.0, "colour": 0.0}
     for img in images:
         x = np.asarray(img, np.float32)[None]
         y = net(x, training=False)

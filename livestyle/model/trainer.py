@@ -11,15 +11,15 @@ import numpy as np
 from keras import ops
 
 from livestyle.config import LossConfig
-from livestyle.model.losses import content_loss, gram, style_loss, total_variation
+from livestyle.model.losses import colour_loss, colour_moments, content_loss, gram, style_loss, total_variation
 from livestyle.model.temporal import temporal_term
 
-TERMS = ("loss", "content", "style", "tv", "temporal")
+TERMS = ("loss", "content", "style", "tv", "colour", "temporal")
 
 
 class StyleTrainer(keras.Model):
     def __init__(self, transformer: keras.Model, lossnet: keras.Model, style_grams, cfg: LossConfig,
-                 update_norm_stats: bool = True, **kwargs):
+                 update_norm_stats: bool = True, colour_target=None, **kwargs):
         super().__init__(**kwargs)
         self.transformer = transformer
         # False (train.norm_stats: frozen): batch norm runs on its moving statistics in
@@ -32,13 +32,15 @@ class StyleTrainer(keras.Model):
         # costly blocks for half of the loss network's forward passes
         self.content_net = keras.Model(lossnet.input, lossnet.outputs[: self.n_content], name="content_features")
         self.style_grams = [ops.convert_to_tensor(g) for g in style_grams]
+        # the painting's colour mean and covariance (colour_target()); None: no colour term
+        self.colour_target = None if colour_target is None else tuple(ops.convert_to_tensor(t) for t in colour_target)
         self.trackers = {k: keras.metrics.Mean(name=k) for k in TERMS}
 
     def call(self, x, training=False):
         return self.transformer(x, training=training and self.update_norm_stats)
 
     def loss_terms(self, content, stylized):
-        """Unweighted content, style and TV terms for a batch."""
+        """Unweighted content, style, TV and colour terms for a batch."""
         stylized_f = _float32(self.lossnet(stylized))
         content_f = _float32(self.content_net(content))
         norm = self.cfg.normalisation
@@ -46,6 +48,8 @@ class StyleTrainer(keras.Model):
             "content": content_loss(stylized_f[: self.n_content], content_f, norm),
             "style": style_loss(stylized_f[self.n_content :], self.style_grams, norm, self.cfg.style_layer_weights),
             "tv": total_variation(stylized, norm),
+            "colour": (ops.zeros((), "float32") if self.colour_target is None
+                       else colour_loss(stylized, *self.colour_target)),
         }
 
     def total_loss(self, x, y_pred, offset=None):
@@ -65,7 +69,8 @@ class StyleTrainer(keras.Model):
                                      c.temporal_normalise)
             x, y_pred = x[:n], y_pred[:n]
         terms = {**self.loss_terms(x, y_pred), "temporal": temporal}
-        total = c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
+        total = (c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
+                 + c.colour_weight * terms["colour"])
         return total + c.temporal_weight * temporal, terms
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -84,6 +89,12 @@ def style_grams(lossnet: keras.Model, style_image: np.ndarray, cfg: LossConfig) 
     """Gram matrices of the painting at the style layers (the lossnet's later outputs)."""
     feats = lossnet(np.asarray(style_image, np.float32)[None])
     return [np.asarray(ops.convert_to_numpy(gram(f))) for f in _float32(feats)[len(cfg.content_layers) :]]
+
+
+def colour_target(style_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The painting's colour mean and covariance on 0..1 (livestyle.model.losses.colour_loss)."""
+    mean, cov = colour_moments(np.asarray(style_image, np.float32)[None])
+    return np.asarray(ops.convert_to_numpy(mean)), np.asarray(ops.convert_to_numpy(cov))
 
 
 def _float32(features) -> list:
