@@ -368,6 +368,11 @@ class TrainConfig:
     # after training: training photos the style's palette map is fitted on
     # (livestyle.model.palette; applied at network.palette_strength)
     palette_photos: int = bounded(40, 1)
+    # runs trained per style (seeds seed, seed+1, ...); the one shipped is chosen by the
+    # independent quality judge on choice_photos prepared held-out photos
+    # (livestyle.model.choice). 1: one run, nothing to choose
+    candidates: int = bounded(1, 1)
+    choice_photos: int = bounded(8, 1)
 
     def __post_init__(self):
         check_fields(self, "train")

@@ -2,7 +2,9 @@
 
 Runs the same library code as the DVC stages (prepare + train_style) with params.yaml's
 `profiles.gpu` (or --profile), for machines without DVC or TensorFlow (the `device`
-H100/H200, KERAS_BACKEND=jax); see README "Training on a GPU".
+H100/H200, KERAS_BACKEND=jax); see README "Training on a GPU". One run per style at
+train.seed: the DAG's train.candidates (several seeds, one chosen) is not applied here,
+so an ablation measures one recipe on one seed.
 
     KERAS_BACKEND=jax python scripts/gpu_train.py --photos DIR --styles-dir DIR \
         --out OUT the_scream mosaic --content chicago.jpg

@@ -1,5 +1,7 @@
-"""DVC stage: train one style -> data/train/STYLE/ (resumes from its checkpoint), then fit
-its palette map on the training photos (data/train/STYLE/palette.json)."""
+"""DVC stage: train one style -> data/train/STYLE/ (resumes from its checkpoint; with
+train.candidates > 1, several seeds and the one the quality judge prefers on held-out
+photos: data/train/STYLE/choice.json), then fit its palette map on the training photos
+(data/train/STYLE/palette.json)."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +12,9 @@ from livestyle.config import WEIGHTS, load_params, style_config
 from livestyle.convert.export import stylizer
 from livestyle.errors import run_cli
 from livestyle.images import load_rgb
-from livestyle.model.data import DataConfig
+from livestyle.measure.quality import filter_figures
+from livestyle.model.choice import train_candidates
+from livestyle.model.data import DataConfig, load_images
 from livestyle.model.determinism import ensure_deterministic_process
 from livestyle.model.palette import PALETTE_FILE, fit_palette, save_palette, training_photos
 from livestyle.model.train import train_style
@@ -26,10 +30,23 @@ def main(argv):
     # a painting smaller than a usable photo gives the loss network no texture to learn
     painting = load_rgb(cfg.image, min_side=DataConfig.from_params(params.get("data")).min_side)
     out = Path("data/train") / style
-    metrics = train_style(cfg, Path("data/prepared"), out)
-    print(f"{style}: held-out losses {metrics['heldout']}")
-    # the filter as deployed (levels, margin) but without a palette map of its own
-    stylize = stylizer(out / WEIGHTS, replace(cfg.network, palette_strength=0.0))
+
+    def train(run_cfg, run_dir):
+        metrics = train_style(run_cfg, Path("data/prepared"), run_dir)
+        print(f"{style} (seed {run_cfg.train.seed}): held-out losses {metrics['heldout']}")
+
+    # each filter as deployed (levels, margin) but without a palette map of its own
+    def deployed(weights):
+        return stylizer(weights, replace(cfg.network, palette_strength=0.0))
+
+    def judge(weights):  # the independent figures on held-out photos no run trained on
+        heldout = [load_rgb(p) for p in load_images(Path("data/prepared/heldout"))[: cfg.train.choice_photos]]
+        return filter_figures(deployed(weights), heldout, painting)
+
+    choice = train_candidates(cfg, train, out, judge)
+    if choice["candidates"] > 1:
+        print(f"{style}: shipping seed {choice['chosen_seed']} of {choice['candidates']} ({out / 'choice.json'})")
+    stylize = deployed(out / WEIGHTS)
     photos = training_photos(Path("data/prepared/train"), cfg.train.palette_photos)
     record = fit_palette(stylize, (load_rgb(p) for p in tqdm(photos, desc=f"palette {style}", unit="photo")), painting)
     save_palette(out / PALETTE_FILE, {**record, "weights_sha256": file_sha256(out / WEIGHTS), "painting": cfg.image})

@@ -98,6 +98,34 @@ def test_the_colour_term_is_logged_weighed_in_and_moves_the_colours(prepared, st
         LossConfig(colour_weight=-1.0)
 
 
+def test_two_candidate_runs_are_judged_on_held_out_photos_and_the_chosen_one_ships(prepared, style_image, tmp_path):
+    import dataclasses
+
+    from livestyle.config import WEIGHTS
+    from livestyle.convert.export import stylizer
+    from livestyle.images import load_rgb
+    from livestyle.measure.quality import filter_figures
+    from livestyle.model.choice import train_candidates
+    from livestyle.model.data import load_images
+
+    base = tiny(style_image, steps=4)
+    cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, candidates=2, seed=3))
+    heldout = [load_rgb(p) for p in load_images(prepared / "heldout")]
+    painting = load_rgb(style_image)
+
+    def judge(weights):
+        return filter_figures(stylizer(weights, cfg.network), heldout, painting)
+
+    record = train_candidates(cfg, lambda c, d: train_style(c, prepared, d), tmp_path, judge)
+    runs = {int(s): f for s, f in record["runs"].items()}
+    assert sorted(runs) == [3, 4] and record["chosen_seed"] in runs
+    # each seed trained its own filter; the shipped weights are the chosen run's, byte for byte
+    weights = {s: (tmp_path / "candidates" / f"seed_{s}" / WEIGHTS).read_bytes() for s in runs}
+    assert weights[3] != weights[4]
+    assert (tmp_path / WEIGHTS).read_bytes() == weights[record["chosen_seed"]]
+    assert all(np.isfinite(list(f.values())).all() and set(f) == {"texture", "colour", "content"} for f in runs.values())
+
+
 def test_resume_continues_from_checkpoint(prepared, style_image, tmp_path):
     full = tmp_path / "full"
     train_style(tiny(style_image), prepared, full)

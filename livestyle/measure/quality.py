@@ -414,6 +414,18 @@ def score(stylized, photo, painting, loss_cfg=None, seed: int = 0, references: M
     return out
 
 
+def filter_figures(stylize, photos, painting, keys=("texture", "colour", "content")) -> dict[str, float]:
+    """Mean figures of one filter (`stylize`: a (1, H, W, 3) float batch -> same) over photos."""
+    rows = []
+    for photo in photos:
+        out = np.clip(np.asarray(stylize(np.asarray(photo, np.float32)[None]))[0], 0, 255).astype(np.uint8)
+        figures = score(out, photo, painting)
+        rows.append([float(figures[k]) for k in keys])
+    if not rows:
+        raise ValueError("filter_figures: no photos")
+    return dict(zip(keys, np.mean(rows, axis=0).round(5).tolist()))
+
+
 def mean_scores(scores: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Mean of every numeric figure over photos, nested keys alike (a key missing in
     some photos, e.g. a reference, is averaged over those that have it)."""

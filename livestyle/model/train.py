@@ -129,7 +129,7 @@ def config_key(cfg: StyleConfig) -> str:
     for k in ("credit", "license"):
         d.pop(k)
     # none of these changes a step's math; the loop does (its batches differ): see train_style
-    for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call", "loop"):
+    for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call", "loop", "candidates", "choice_photos"):
         d["train"].pop(k)
     # the training code too: a checkpoint made by other code is not this run's past
     code = "".join((Path(__file__).parent / f).read_text() for f in _TRAINING_CODE)
@@ -252,12 +252,12 @@ def at_size(transformer: keras.Model, cfg: StyleConfig, size: int) -> keras.Mode
 
 def evaluate(trainer: StyleTrainer, net: keras.Model, images: list[np.ndarray]) -> dict[str, float]:
     """Unweighted loss terms on held-out content, inference mode (moving BN statistics)."""
-    totals = {"content": 0.0, "style": 0.0, "tv": 0.0, "colour": 0.0}
+    totals: dict[str, float] = {}
     for img in images:
         x = np.asarray(img, np.float32)[None]
         y = net(x, training=False)
         for k, v in trainer.loss_terms(keras.ops.convert_to_tensor(x), keras.ops.cast(y, "float32")).items():
-            totals[k] += float(keras.ops.convert_to_numpy(v)) / len(images)
+            totals[k] = totals.get(k, 0.0) + float(keras.ops.convert_to_numpy(v)) / len(images)
     return totals
 
 

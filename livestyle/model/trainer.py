@@ -40,17 +40,18 @@ class StyleTrainer(keras.Model):
         return self.transformer(x, training=training and self.update_norm_stats)
 
     def loss_terms(self, content, stylized):
-        """Unweighted content, style, TV and colour terms for a batch."""
+        """Unweighted content, style and TV terms for a batch, and colour where it is on."""
         stylized_f = _float32(self.lossnet(stylized))
         content_f = _float32(self.content_net(content))
         norm = self.cfg.normalisation
-        return {
+        terms = {
             "content": content_loss(stylized_f[: self.n_content], content_f, norm),
             "style": style_loss(stylized_f[self.n_content :], self.style_grams, norm, self.cfg.style_layer_weights),
             "tv": total_variation(stylized, norm),
-            "colour": (ops.zeros((), "float32") if self.colour_target is None
-                       else colour_loss(stylized, *self.colour_target)),
         }
+        if self.colour_target is not None:
+            terms["colour"] = colour_loss(stylized, *self.colour_target)
+        return terms
 
     def total_loss(self, x, y_pred, offset=None):
         """Weighted loss and its unweighted terms, in float32: the math of Keras' step
@@ -68,7 +69,7 @@ class StyleTrainer(keras.Model):
             temporal = temporal_term(y_pred[:n], y_pred[n:], motion, c.temporal_shift, c.temporal_moves, c.temporal_warp,
                                      c.temporal_normalise)
             x, y_pred = x[:n], y_pred[:n]
-        terms = {**self.loss_terms(x, y_pred), "temporal": temporal}
+        terms = {"colour": ops.zeros((), "float32"), **self.loss_terms(x, y_pred), "temporal": temporal}
         total = (c.content_weight * terms["content"] + c.style_weight * terms["style"] + c.tv_weight * terms["tv"]
                  + c.colour_weight * terms["colour"])
         return total + c.temporal_weight * temporal, terms
