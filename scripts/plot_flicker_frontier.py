@@ -28,7 +28,8 @@ STYLE = {"none": ("o", "#444444", "no temporal term"), "white": ("s", "#1f77b4",
          "warp+grain": ("v", "#8c564b", "term, warp moves, grain"),
          "warp+norm": ("P", "#2ca02c", "term, warp moves, normalised"),
          "warp-quiet": ("X", "#9467bd", "term, warp moves, no noise"),
-         "palette": ("*", "#e377c2", "palette map on (section 19; label names the filter)")}
+         "palette": ("*", "#e377c2", "palette map on (section 19; label names the filter)"),
+         "colour": ("h", "#17becf", "term + colour term 10 (section 20)")}
 
 
 def read_rows(path: Path) -> list[dict]:
