@@ -39,8 +39,11 @@ def main(argv):
     def deployed(weights):
         return stylizer(weights, replace(cfg.network, palette_strength=0.0))
 
+    heldout: list = []  # read at the first candidate's judging, once for all of them
+
     def judge(weights):  # the independent figures on held-out photos no run trained on
-        heldout = [load_rgb(p) for p in load_images(Path("data/prepared/heldout"))[: cfg.train.choice_photos]]
+        if not heldout:
+            heldout.extend(load_rgb(p) for p in load_images(Path("data/prepared/heldout"))[: cfg.train.choice_photos])
         return filter_figures(deployed(weights), heldout, painting)
 
     choice = train_candidates(cfg, train, out, judge)

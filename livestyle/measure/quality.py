@@ -415,15 +415,13 @@ def score(stylized, photo, painting, loss_cfg=None, seed: int = 0, references: M
 
 
 def filter_figures(stylize, photos, painting, keys=("texture", "colour", "content")) -> dict[str, float]:
-    """Mean figures of one filter (`stylize`: a (1, H, W, 3) float batch -> same) over photos."""
-    rows = []
-    for photo in photos:
-        out = np.clip(np.asarray(stylize(np.asarray(photo, np.float32)[None]))[0], 0, 255).astype(np.uint8)
-        figures = score(out, photo, painting)
-        rows.append([float(figures[k]) for k in keys])
-    if not rows:
+    """Mean figures of one filter (`stylize`: a (1, H, W, 3) float batch -> same) over
+    photos, each scored as the quality stage scores it."""
+    scores = [score(np.clip(np.asarray(stylize(np.asarray(p, np.float32)[None]))[0], 0, 255), p, painting) for p in photos]
+    if not scores:
         raise ValueError("filter_figures: no photos")
-    return dict(zip(keys, np.mean(rows, axis=0).round(5).tolist()))
+    mean = mean_scores(scores)
+    return {k: round(mean[k], 5) for k in keys}
 
 
 def mean_scores(scores: list[Mapping[str, Any]]) -> dict[str, Any]:
