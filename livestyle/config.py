@@ -373,6 +373,9 @@ class TrainConfig:
     # (livestyle.model.choice). 1: one run, nothing to choose
     candidates: int = bounded(1, 1)
     choice_photos: int = bounded(8, 1)
+    # synthetic skies (livestyle.measure.sky_probes) each candidate also paints: runs that
+    # paint flat blobs on fewer of them are preferred before the figures are ranked; 0 = off
+    choice_probes: int = bounded(12, 0)
 
     def __post_init__(self):
         check_fields(self, "train")

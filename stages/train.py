@@ -13,7 +13,8 @@ from livestyle.convert.export import stylizer
 from livestyle.errors import run_cli
 from livestyle.images import load_rgb
 from livestyle.measure.quality import filter_figures
-from livestyle.model.choice import train_candidates
+from livestyle.measure.sky_probes import probe_flat_areas
+from livestyle.model.choice import SKY_BLOBS, train_candidates
 from livestyle.model.data import DataConfig, load_images
 from livestyle.model.determinism import ensure_deterministic_process
 from livestyle.model.palette import PALETTE_FILE, fit_palette, save_palette, training_photos
@@ -44,7 +45,11 @@ def main(argv):
     def judge(weights):  # the independent figures on held-out photos no run trained on
         if not heldout:
             heldout.extend(load_rgb(p) for p in load_images(Path("data/prepared/heldout"))[: cfg.train.choice_photos])
-        return filter_figures(deployed(weights), heldout, painting)
+        stylize = deployed(weights)
+        figures = filter_figures(stylize, heldout, painting)
+        if cfg.train.choice_probes:  # smooth skies, where filters paint blobs photos rarely show
+            figures[SKY_BLOBS] = sum(a > 0 for a in probe_flat_areas(stylize, cfg.train.choice_probes))
+        return figures
 
     choice = train_candidates(cfg, train, out, judge)
     if choice["candidates"] > 1:

@@ -84,3 +84,23 @@ def test_one_candidate_trains_in_place_and_judges_nothing(tmp_path):
 def test_zero_candidates_is_a_params_error():
     with pytest.raises(LivestyleError, match="candidates"):
         TrainConfig(candidates=0)
+
+
+def test_a_run_that_blots_synthetic_skies_is_not_chosen_however_good_its_figures():
+    # seed 1 wins every figure on the photos but painted a flat blob on 2 of the skies
+    figures = {1: {**_f(0.20, 6.0, 0.20), "sky_blobs": 2}, 2: {**_f(0.40, 9.0, 0.22), "sky_blobs": 0},
+               3: {**_f(0.35, 9.5, 0.21), "sky_blobs": 0}}
+    assert choose(figures) == 2  # 2 and 3 tie on rank sums: the lower colour ships
+    # every run blots: the fewest blots go on to the rule
+    figures = {1: {**_f(0.20, 6.0, 0.20), "sky_blobs": 1}, 2: {**_f(0.40, 9.0, 0.22), "sky_blobs": 3}}
+    assert choose(figures) == 1
+    # without the count (choice_probes 0) the rule is the figures' alone
+    assert choose({s: {k: v for k, v in f.items() if k != "sky_blobs"} for s, f in figures.items()}) == 1
+
+
+def test_the_judges_sky_blob_count_reaches_the_choice_and_its_record(tmp_path):
+    quality = {4: {**_f(0.2, 6.0, 0.20), "sky_blobs": 1}, 5: {**_f(0.3, 8.0, 0.21), "sky_blobs": 0}}
+    record = train_candidates(_cfg(2), _fake_train([]), tmp_path,
+                              lambda w: {**quality[int(w.read_text().split()[-1])], "lossnet_style": 1.0})
+    assert record["chosen_seed"] == 5 and (tmp_path / WEIGHTS).read_text() == "weights of seed 5"
+    assert record["runs"]["4"] == quality[4]  # the count kept, the judge's other keys dropped

@@ -8,6 +8,12 @@ judge (livestyle.measure.quality: texture, colour, content; no training optimise
 the prepared held-out photos, which no run trained on. The comparison photos
 (quality.photos, e.g. chicago.jpg) are never used to choose.
 
+Held-out photos rarely hold a large smooth region, where trained filters fail by painting
+a flat blob (a black one over chicago.jpg's dark cloud on two Scream runs of four in
+docs/ABLATIONS.md section 22, none seen on the held-out photos). So where the judge also
+counts SKY_BLOBS, the synthetic skies of livestyle.measure.sky_probes a run painted a flat
+blob on, only the runs with the fewest go on to the rule.
+
 The rule: among the runs whose mean content distance is within CONTENT_SLACK of the
 best run's (the scene stays readable), the lowest sum of the texture rank and the
 colour rank; ties go to the lower colour distance, then the lower seed.
@@ -27,6 +33,7 @@ from livestyle.config import WEIGHTS, StyleConfig
 
 CONTENT_SLACK = 0.10  # the quality issue's own bound: content within 10 % of the reference
 FIGURES = ("texture", "colour", "content")  # the keys of a judge's figures
+SKY_BLOBS = "sky_blobs"  # optional key: probes painted with a flat blob
 CHOICE_FILE = "choice.json"
 RUNS_DIR = "candidates"  # data/train/STYLE/candidates/seed_N: each run, resumable on its own
 
@@ -36,10 +43,12 @@ def candidate_seeds(cfg: StyleConfig) -> list[int]:
 
 
 def choose(figures: dict[int, dict]) -> int:
-    """The seed to ship, from {seed: {texture, colour, content}} (the rule in the module's
-    docstring)."""
-    best_content = min(f["content"] for f in figures.values())
-    eligible = sorted(s for s, f in figures.items() if f["content"] <= best_content * (1 + CONTENT_SLACK))
+    """The seed to ship, from {seed: {texture, colour, content[, sky_blobs]}} (the rule in
+    the module's docstring)."""
+    fewest = min(f.get(SKY_BLOBS, 0) for f in figures.values())
+    pool = {s: f for s, f in figures.items() if f.get(SKY_BLOBS, 0) == fewest}
+    best_content = min(f["content"] for f in pool.values())
+    eligible = sorted(s for s, f in pool.items() if f["content"] <= best_content * (1 + CONTENT_SLACK))
 
     def ranks(key: str) -> dict[int, int]:
         return {s: r for r, s in enumerate(sorted(eligible, key=lambda s: (figures[s][key], s)))}
@@ -59,7 +68,8 @@ def adopt_run(run_dir: Path, out_dir: Path) -> None:
 def train_candidates(cfg: StyleConfig, train: Callable[[StyleConfig, Path], object], out_dir: Path,
                      judge: Callable[[Path], dict]) -> dict:
     """Train each candidate seed with `train(cfg, run_dir)`, score each run's weights with
-    `judge(weights)` ({texture, colour, content} on held-out photos), adopt the chosen run
+    `judge(weights)` ({texture, colour, content} on held-out photos, and sky_blobs where
+    it counts them), adopt the chosen run
     into out_dir and write out_dir/choice.json. One candidate trains straight into out_dir,
     unjudged."""
     seeds = candidate_seeds(cfg)
@@ -70,7 +80,8 @@ def train_candidates(cfg: StyleConfig, train: Callable[[StyleConfig, Path], obje
         runs = {s: Path(out_dir) / RUNS_DIR / f"seed_{s}" for s in seeds}
         for s, run_dir in runs.items():
             train(replace(cfg, train=replace(cfg.train, seed=s)), run_dir)
-        figures = {s: {k: float(v) for k, v in judge(run_dir / WEIGHTS).items() if k in FIGURES} for s, run_dir in runs.items()}
+        figures = {s: {k: float(v) for k, v in judge(run_dir / WEIGHTS).items() if k in (*FIGURES, SKY_BLOBS)}
+                   for s, run_dir in runs.items()}
         chosen = choose(figures)
         adopt_run(runs[chosen], out_dir)
         record = {"chosen_seed": chosen, "candidates": len(seeds), "content_slack": CONTENT_SLACK,

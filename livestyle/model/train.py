@@ -129,7 +129,8 @@ def config_key(cfg: StyleConfig) -> str:
     for k in ("credit", "license"):
         d.pop(k)
     # none of these changes a step's math; the loop does (its batches differ): see train_style
-    for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call", "loop", "candidates", "choice_photos"):
+    for k in ("steps", "checkpoint_every", "sample_every", "steps_per_call", "loop", "candidates", "choice_photos",
+              "choice_probes"):
         d["train"].pop(k)
     # the training code too: a checkpoint made by other code is not this run's past
     code = "".join((Path(__file__).parent / f).read_text() for f in _TRAINING_CODE)
