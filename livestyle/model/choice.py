@@ -69,9 +69,8 @@ def train_candidates(cfg: StyleConfig, train: Callable[[StyleConfig, Path], obje
                      judge: Callable[[Path], dict]) -> dict:
     """Train each candidate seed with `train(cfg, run_dir)`, score each run's weights with
     `judge(weights)` ({texture, colour, content} on held-out photos, and sky_blobs where
-    it counts them), adopt the chosen run
-    into out_dir and write out_dir/choice.json. One candidate trains straight into out_dir,
-    unjudged."""
+    it counts them), adopt the chosen run into out_dir and write out_dir/choice.json. One
+    candidate trains straight into out_dir, unjudged."""
     seeds = candidate_seeds(cfg)
     if len(seeds) == 1:
         train(cfg, out_dir)
