@@ -176,7 +176,7 @@ def _stage_tree(root: Path, references: bool = True, weights: bool = False) -> d
         build_transformer(NetworkConfig(**net), 32, 32).save_weights(root / "data/train/p/transformer.weights.h5")
     (root / "data/preview/p").mkdir(parents=True)
     (root / "data/preview/p/preview.json").write_text(json.dumps({"warp_error_ratio": 1.25}))
-    quality = {"photos_max": 1, "max_side": 64, "seed": 0, "lossnet": False, "inputs_dir": "data/quality_inputs",
+    quality = {"photos_max": 1, "max_side": 64, "seed": 0, "lossnet": False, "inputs_dir": "data/quality_inputs", "sky_probes": 3,
                "extra_photos": ["data/quality_inputs/extra.png"],
                "references": {"p": [{"photo": "data/quality_inputs/extra.png", "image": "data/quality_inputs/peer.png"}]} if references else {}}
     params = {"styles": {"p": {"image": "data/styles/p.png"}}, "network": net, "quality": quality}
@@ -199,7 +199,8 @@ def test_stage_writes_metrics_dvc_reads_and_a_sheet(tmp_path, monkeypatch, keras
     if not keras_weights:
         monkeypatch.setattr(stage, "stylizer", _warm_stylizer)
     assert stage.main(["p"]) in (None, 0)
-    assert "flat area " in capsys.readouterr().out  # the blob figure is in the line a user reads
+    out = capsys.readouterr().out
+    assert "flat area " in out and "synthetic skies blotted 0/3" in out  # the blob figures, in the line a user reads
     # the path dvc.yaml declares as the stage's metrics file, for this style
     do = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["quality"]["do"]
     (metrics_path,) = [next(iter(m)) for m in do["metrics"]]
@@ -210,6 +211,7 @@ def test_stage_writes_metrics_dvc_reads_and_a_sheet(tmp_path, monkeypatch, keras
         assert np.isfinite(result["mean"][key]) and np.isfinite(result["mean"]["photo"][key])
     assert "reference" in result["per_photo"]["extra.png"] and "reference" not in result["per_photo"]["0000.png"]
     assert result["flicker_ratio"] == 1.25
+    assert result["sky_probes"]["count"] == 3 and result["sky_probes"]["blotted"] == 0  # the warm filter paints no blob
     sheet = load_rgb(Path(do["outs"][0].replace("${key}", "p")))
     assert sheet.shape[0] > 2 * 240 and sheet.shape[1] > 3 * 200  # two rows, four columns
 
@@ -278,3 +280,21 @@ def test_a_comparison_sheet_is_written_in_the_format_its_name_says(tmp_path, nam
     out = labelled_sheet(rows, tmp_path / name, thumb_height=32)
     assert out.read_bytes()[:len(magic)] == magic
     assert Image.open(out).size[0] > 80  # both cells drawn side by side
+
+
+def test_a_filter_that_blots_dark_clouds_is_counted_on_the_synthetic_skies(tmp_path, monkeypatch):
+    from stages import quality as stage
+
+    params = _stage_tree(tmp_path)
+    params["quality"]["sky_probes"] = 8
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+
+    def blotting_stylizer(weights, net):  # a warm filter that paints every dark region one flat colour
+        warm = _warm_stylizer(weights, net)
+        return lambda b: np.where((np.asarray(b) @ [0.299, 0.587, 0.114] < 110)[..., None], 10.0, warm(b))
+
+    monkeypatch.setattr(stage, "stylizer", blotting_stylizer)
+    stage.main(["p"])
+    skies = json.loads(Path("data/quality/p/quality.json").read_text())["sky_probes"]
+    assert skies["count"] == 8 and skies["blotted"] >= 2 and 0 < skies["mean_flat_area"] < 0.5

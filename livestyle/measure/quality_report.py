@@ -26,8 +26,10 @@ from livestyle.config import _build, tracked_input
 from livestyle.errors import LivestyleError
 from livestyle.images import labelled_sheet, load_rgb, resize
 from livestyle.measure.quality import FLAT_METRIC, METRICS, TEXTURE_MIN_SIDE, TEXTURE_SCALE, fmt_figure, mean_scores, score
+from livestyle.measure.sky_probes import probe_flat_areas
 
 Stylize = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 3) 0..255 -> same
+SKY_PROBES = "sky_probes"  # quality.json: synthetic skies stylized, blotted, mean flat share
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,11 @@ class QualityConfig:
     inputs_dir: str = "data/quality_inputs"  # every extra photo and reference lies here
     extra_photos: tuple = ()
     references: Mapping[str, Any] = field(default_factory=dict)  # style -> [{photo, image}]
+    sky_probes: int = 12  # synthetic skies (livestyle.measure.sky_probes) checked for blobs; 0 = off
 
     def __post_init__(self):
-        if self.photos_max < 0 or self.max_side < TEXTURE_MIN_SIDE:
-            raise LivestyleError("params.yaml", f"quality: photos_max must be >= 0 and max_side >= {TEXTURE_MIN_SIDE}")
+        if self.photos_max < 0 or self.max_side < TEXTURE_MIN_SIDE or self.sky_probes < 0:
+            raise LivestyleError("params.yaml", f"quality: photos_max and sky_probes must be >= 0 and max_side >= {TEXTURE_MIN_SIDE}")
 
     @classmethod
     def from_params(cls, d):
@@ -142,6 +145,10 @@ def evaluate_style(
     }
     if flicker_ratio is not None:
         result["flicker_ratio"] = float(flicker_ratio)
+    if cfg.sky_probes:  # blobs over smooth clouds, which held-out photos rarely hold
+        shares = probe_flat_areas(stylize, cfg.sky_probes)
+        result[SKY_PROBES] = {"count": len(shares), "blotted": sum(a > 0 for a in shares),
+                              "mean_flat_area": float(np.mean(shares))}
     if not any(row[-1] for row in rows):
         rows = [row[:-1] for row in rows]  # no reference column
     labelled_sheet(rows, out_dir / "sheet.png", thumb_height=240, font_size=11)
@@ -154,4 +161,6 @@ def summary_line(result: Mapping[str, Any]) -> str:
     parts = [f"{k} {fmt_figure(mean[k])} (photo {fmt_figure(mean['photo'][k])})" for k in METRICS]
     if FLAT_METRIC in mean:  # blobs: the distances above hardly see them
         parts.append(f"flat area {100 * mean[FLAT_METRIC]:.1f}% (photo {100 * mean['photo'][FLAT_METRIC]:.1f}%)")
+    if SKY_PROBES in result:
+        parts.append(f"synthetic skies blotted {result[SKY_PROBES]['blotted']}/{result[SKY_PROBES]['count']}")
     return f"{result['style']}: {result['photos']} photo(s), " + ", ".join(parts)
