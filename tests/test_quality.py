@@ -200,7 +200,7 @@ def test_stage_writes_metrics_dvc_reads_and_a_sheet(tmp_path, monkeypatch, keras
         monkeypatch.setattr(stage, "stylizer", _warm_stylizer)
     assert stage.main(["p"]) in (None, 0)
     out = capsys.readouterr().out
-    assert "flat area " in out and "synthetic skies blotted 0/3" in out  # the blob figures, in the line a user reads
+    assert "flat area " in out and "synthetic skies blotted " in out  # the blob figures, in the line a user reads
     # the path dvc.yaml declares as the stage's metrics file, for this style
     do = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["quality"]["do"]
     (metrics_path,) = [next(iter(m)) for m in do["metrics"]]
@@ -211,7 +211,10 @@ def test_stage_writes_metrics_dvc_reads_and_a_sheet(tmp_path, monkeypatch, keras
         assert np.isfinite(result["mean"][key]) and np.isfinite(result["mean"]["photo"][key])
     assert "reference" in result["per_photo"]["extra.png"] and "reference" not in result["per_photo"]["0000.png"]
     assert result["flicker_ratio"] == 1.25
-    assert result["sky_probes"]["count"] == 3 and result["sky_probes"]["blotted"] == 0  # the warm filter paints no blob
+    skies = result["sky_probes"]
+    assert skies["count"] == 3 and f"blotted {skies['blotted']}/3" in out
+    if not keras_weights:
+        assert skies["blotted"] == 0  # the warm filter paints no blob (an untrained network paints all flat)
     sheet = load_rgb(Path(do["outs"][0].replace("${key}", "p")))
     assert sheet.shape[0] > 2 * 240 and sheet.shape[1] > 3 * 200  # two rows, four columns
 
