@@ -13,7 +13,7 @@ from livestyle.convert.export import stylizer
 from livestyle.errors import run_cli
 from livestyle.images import load_rgb
 from livestyle.measure.quality import filter_figures
-from livestyle.measure.sky_probes import probe_flat_areas
+from livestyle.measure.sky_probes import sky_blob_figures
 from livestyle.model.choice import SKY_BLOBS, train_candidates
 from livestyle.model.data import DataConfig, load_images
 from livestyle.model.determinism import ensure_deterministic_process
@@ -48,7 +48,7 @@ def main(argv):
         stylize = deployed(weights)
         figures = filter_figures(stylize, heldout, painting)
         if cfg.train.choice_probes:  # smooth skies, where filters paint blobs photos rarely show
-            figures[SKY_BLOBS] = sum(a > 0 for a in probe_flat_areas(stylize, cfg.train.choice_probes))
+            figures[SKY_BLOBS] = sky_blob_figures(stylize, cfg.train.choice_probes)["blotted"]
         return figures
 
     choice = train_candidates(cfg, train, out, judge)

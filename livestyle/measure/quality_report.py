@@ -26,7 +26,7 @@ from livestyle.config import _build, tracked_input
 from livestyle.errors import LivestyleError
 from livestyle.images import labelled_sheet, load_rgb, resize
 from livestyle.measure.quality import FLAT_METRIC, METRICS, TEXTURE_MIN_SIDE, TEXTURE_SCALE, fmt_figure, mean_scores, score
-from livestyle.measure.sky_probes import probe_flat_areas
+from livestyle.measure.sky_probes import sky_blob_figures
 
 Stylize = Callable[[np.ndarray], np.ndarray]  # (1, H, W, 3) 0..255 -> same
 SKY_PROBES = "sky_probes"  # quality.json: synthetic skies stylized, blotted, mean flat share
@@ -146,9 +146,7 @@ def evaluate_style(
     if flicker_ratio is not None:
         result["flicker_ratio"] = float(flicker_ratio)
     if cfg.sky_probes:  # blobs over smooth clouds, which held-out photos rarely hold
-        shares = probe_flat_areas(stylize, cfg.sky_probes)
-        result[SKY_PROBES] = {"count": len(shares), "blotted": sum(a > 0 for a in shares),
-                              "mean_flat_area": float(np.mean(shares))}
+        result[SKY_PROBES] = sky_blob_figures(stylize, cfg.sky_probes)
     if not any(row[-1] for row in rows):
         rows = [row[:-1] for row in rows]  # no reference column
     labelled_sheet(rows, out_dir / "sheet.png", thumb_height=240, font_size=11)

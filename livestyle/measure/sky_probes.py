@@ -54,3 +54,10 @@ def probe_flat_areas(stylize: Callable[[np.ndarray], np.ndarray], count: int, se
         frame = np.asarray(stylize(sky_probe(seed + k, size)[None]))[0]
         shares.append(flat_area(np.clip(frame, 0, 255)))
     return shares
+
+
+def sky_blob_figures(stylize: Callable[[np.ndarray], np.ndarray], count: int) -> dict[str, float]:
+    """How a filter paints `count` probes: {count, blotted (probes with a flat blob),
+    mean_flat_area}. The quality stage reports it; the choice among runs ranks by blotted."""
+    shares = probe_flat_areas(stylize, count)
+    return {"count": len(shares), "blotted": sum(a > 0 for a in shares), "mean_flat_area": float(np.mean(shares))}
