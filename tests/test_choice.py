@@ -104,3 +104,5 @@ def test_the_judges_sky_blob_count_reaches_the_choice_and_its_record(tmp_path):
                               lambda w: {**quality[int(w.read_text().split()[-1])], "lossnet_style": 1.0})
     assert record["chosen_seed"] == 5 and (tmp_path / WEIGHTS).read_text() == "weights of seed 5"
     assert record["runs"]["4"] == quality[4]  # the count kept, the judge's other keys dropped
+    written = json.loads((tmp_path / CHOICE_FILE).read_text())["runs"]["5"]["sky_blobs"]
+    assert written == 0 and isinstance(written, int)  # a count in choice.json, not 0.0

@@ -79,7 +79,9 @@ def train_candidates(cfg: StyleConfig, train: Callable[[StyleConfig, Path], obje
         runs = {s: Path(out_dir) / RUNS_DIR / f"seed_{s}" for s in seeds}
         for s, run_dir in runs.items():
             train(replace(cfg, train=replace(cfg.train, seed=s)), run_dir)
-        figures = {s: {k: float(v) for k, v in judge(run_dir / WEIGHTS).items() if k in (*FIGURES, SKY_BLOBS)}
+        # the figures as floats, the count of blotted skies as a count
+        figures = {s: {k: (int if k == SKY_BLOBS else float)(v) for k, v in judge(run_dir / WEIGHTS).items()
+                       if k in (*FIGURES, SKY_BLOBS)}
                    for s, run_dir in runs.items()}
         chosen = choose(figures)
         adopt_run(runs[chosen], out_dir)
