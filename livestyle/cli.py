@@ -60,9 +60,11 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     """Apply a style to your own photo, folder of photos or video (-o OUT), or live to a
     camera (--camera 0, or a video file standing in for one). The style is one the
     pipeline trained (--style NAME, from params.yaml and data/train/NAME) or an exported
-    model (--model PATH). Camera window keys: n/p style, +/- strength, s save the frame,
-    q or Esc quit. Without a display the camera runs headless: no window, the stylized
-    frames go to -o if given, the frame rate is printed; Ctrl-C stops it."""
+    model (--model PATH). --stabilise steadies a video or the camera against flicker by
+    blending in the previous output where the motion is trusted. Camera window keys: n/p
+    style, +/- strength, t stabilise on/off, s save the frame, q or Esc quit. Without a
+    display the camera runs headless: no window, the stylized frames go to -o if given,
+    the frame rate is printed; Ctrl-C stops it."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the user's output, not TensorFlow's start-up log
@@ -70,6 +72,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
     strength = check_strength(args.strength)
     palette = None if args.palette is None else check_strength(args.palette, "--palette")
+    stabilise = _stabilise(args)
     if (args.source is None) == (args.camera is None):
         raise LivestyleError("SOURCE", "give a photo, folder or video, or --camera INDEX|VIDEO (one of the two)")
     if bool(args.style) == bool(args.model):
@@ -87,7 +90,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         styles = Styles(names, open_one)
         default = styles[0].input_size if args.model else None
         run_camera(args.camera, styles, args.out, size=_size(args.size), default_size=default or _export_size(args.params),
-                   strength=strength, save_dir=args.save_dir, max_frames=args.frames)
+                   strength=strength, save_dir=args.save_dir, max_frames=args.frames, stabilise=stabilise)
         return 0
     if len(names) > 1:
         raise LivestyleError("--style", "one style for a file or folder (several switch live with --camera and n/p)")
@@ -95,8 +98,29 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         raise LivestyleError(args.source, "where to? give the output path with -o OUT")
     from livestyle.media.stylize import stylize_path
 
-    print(stylize_path(open_one(names[0]), args.source, args.out, strength, args.max_side or None))
+    print(stylize_path(open_one(names[0]), args.source, args.out, strength, args.max_side or None, stabilise))
     return 0
+
+
+def _stabilise(args: argparse.Namespace) -> float:
+    """--stabilise's blend strength (0: off). Its value is optional, so in
+    `stylize --stabilise clip.mp4 -o out.mp4` argparse hands it the source: given back."""
+    from livestyle.media.stabilise import DEFAULT_STRENGTH, TemporalBlend
+
+    text = args.stabilise
+    if text is None:
+        return 0.0
+    try:
+        value = float(text) if text else DEFAULT_STRENGTH  # "": the flag without a value
+    except ValueError:
+        if args.source is not None or args.camera is not None:
+            raise LivestyleError("--stabilise", f"expected a strength from 0 to under 1, got {text!r}") from None
+        args.source, value = text, DEFAULT_STRENGTH
+    try:
+        TemporalBlend(value)
+    except ValueError as exc:
+        raise LivestyleError("--stabilise", str(exc)) from None
+    return value
 
 
 def _size(text: str | None) -> tuple[int, int] | None:
@@ -151,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--palette", type=float, metavar="STRENGTH",
                    help="0..1: the style's palette map (Keras weights with their palette.json; default params' "
                         "network.palette_strength): the painting's colours on stills, more flicker on video")
+    p.add_argument("--stabilise", nargs="?", const="", metavar="STRENGTH",
+                   help="video and --camera: blend in the previous output, warped by optical flow, where the motion is "
+                        "trusted: less flicker (0..1, default 0.7 when given; off without it)")
     p.add_argument("--max-side", type=int, default=1920, help="photos and videos: cap the long side at this (default 1920, 0: no cap)")
     p.add_argument("--size", metavar="WxH", help="--camera: frame size (default the export size, 480x853, turned like the source)")
     p.add_argument("--frames", type=int, default=0, metavar="N", help="--camera: stop after N frames (default: q, the clip's end or Ctrl-C)")

@@ -347,6 +347,18 @@ def test_video_keeps_rate_size_and_audio(project, tiny, tmp_path, capsys):
     assert np.abs(frames[3].astype(int) - originals[3]).mean() > 10
 
 
+@pytest.mark.parametrize("flag", [["--stabilise"], ["--stabilise", "0.5"]], ids=["default", "0.5"])
+def test_video_stabilised_keeps_every_frame(project, tiny, tmp_path, capsys, flag):
+    src = make_clip(tmp_path / "clip.mp4", audio=False, seconds=0.6)
+    out = tmp_path / "steady.mp4"
+    # the flag's value is optional: before the source it must not swallow it
+    assert stylize(project, *flag, src, "-o", out, "--style", "tiny") == 0
+    assert f"stabilised {flag[1] if len(flag) > 1 else 0.7}" in capsys.readouterr().out
+    frames = [f.rgb for f in read_frames(out)]
+    assert len(frames) == len(list(read_frames(src))) == 6
+    assert (probe(out).width, probe(out).height) == (48, 36)
+
+
 def test_video_without_audio_and_a_max_side(project, tmp_path, capsys):
     src = make_clip(tmp_path / "silent.mp4", audio=False, size="64x48", seconds=0.5)
     out = tmp_path / "out.mkv"
@@ -403,18 +415,19 @@ def test_camera_size_and_frame_limit(project, tmp_path, capsys, monkeypatch):
 def test_live_keys_switch_style_change_strength_save_and_quit(project, tmp_path):
     params = project / "params.yaml"
     styles = Styles(["tiny", "other"], lambda name: open_style(name, params))
-    display = FakeDisplay("x-ns+=q")
+    display = FakeDisplay("x-ns+=tq")
     rec = tmp_path / "rec.mp4"
     source = open_source(str(make_clip(tmp_path / "cam.mp4", audio=False)))
     result = run_live(source, styles, size=(24, 32), strength=0.5, display=display, record=rec, save_dir=tmp_path)
-    # x: nothing; -: 0.4; n: other; s: save; +: 0.5; =: 0.6; q: quit after the 7th frame
-    assert len(display.shown) == 7 and display.closed
-    assert result["style"] == "other" and result["strength"] == 0.6 and result["frames"] == 7
+    # x: nothing; -: 0.4; n: other; s: save; +: 0.5; =: 0.6; t: stabilise on; q: quit after the 8th frame
+    assert len(display.shown) == 8 and display.closed
+    assert result["style"] == "other" and result["strength"] == 0.6 and result["frames"] == 8
+    assert result["stabilise"] == 0.7
     saved = tmp_path / "livestyle_other_001.png"
     assert saved.exists() and png(saved).shape == (24, 32, 3)
     # the recording has the frames without the overlay; the window shows the frame rate on them
     recorded = [f.rgb for f in read_frames(rec)]
-    assert len(recorded) == 7
+    assert len(recorded) == 8
     assert np.abs(display.shown[3][:10].astype(int) - png(saved)[:10]).max() > 100  # text drawn top left
     assert np.array_equal(display.shown[3][-4:], png(saved)[-4:])
 
@@ -427,8 +440,33 @@ def test_on_key_bounds():
     for key in "-" * 12:
         on_key(ord(key), state, 1)
     assert state.strength == 0.0
+    on_key(ord("t"), state, 1)
+    assert state.stabilise
+    on_key(ord("T"), state, 1)
+    assert not state.stabilise
     on_key(27, state, 1)
     assert state.quit and on_key(-1, LiveState(), 2) is None and on_key(ord("s"), LiveState(), 2) == "save"
+
+
+def test_live_stabilised_steadies_and_style_switch_starts_afresh(project, tmp_path):
+    """The blend is on from the start with --stabilise; n resets it (the new style's first
+    frame is its own), t turns it off (frames as without it)."""
+    params = project / "params.yaml"
+    styles = Styles(["tiny", "other"], lambda name: open_style(name, params))
+    clip = str(make_clip(tmp_path / "cam.mp4", audio=False))
+    plain, steady = FakeDisplay(""), FakeDisplay("xxnxtx")
+    run_live(open_source(clip), styles, size=(24, 32), display=plain, max_frames=7)
+    n = len(plain.shown)
+    styles_b = Styles(["tiny", "other"], lambda name: open_style(name, params))
+    result = run_live(open_source(clip), styles_b, size=(24, 32), display=steady, max_frames=n, stabilise=0.5)
+    assert result["stabilise"] == 0.0  # t turned it off
+    other = FakeDisplay("")
+    run_live(open_source(clip), Styles(["other"], lambda name: open_style(name, params)), size=(24, 32), display=other, max_frames=n)
+    body = (slice(12, None), slice(None))  # below the overlay text
+    unblended = plain.shown[:3] + other.shown[3:]  # x, x, n: frames 0-2 in tiny, then other
+    same = [np.array_equal(a[body], b[body]) for a, b in zip(unblended, steady.shown)]
+    # 0: the first frame as it is; 1-2: blended; 3: the new style afresh; 4: blended; 5-6: t turned it off
+    assert same == [True, False, False, True, False, True, True]
 
 
 def test_no_window_without_a_display(monkeypatch):
@@ -478,6 +516,9 @@ ERRORS = {  # name: (arguments after the source, the source, the line's start, a
     "video to a png": (["--style", "tiny"], "cam.mp4", "", "a video's output must be one of .mp4"),
     "core ml off macOS": (["--model", "x.mlpackage"], "photo", "", "Core ML models run only on macOS"),
     "palette out of range": (["--style", "tiny", "--palette", "2"], "photo", "--palette: ", "must be between 0 and 1, got 2"),
+    "stabilise a photo": (["--style", "tiny", "--stabilise"], "photo", "photo.png: ", "a photo has no frames to steady"),
+    "stabilise a folder": (["--style", "tiny", "--stabilise", "0.5"], "folder", "photos: ", "a folder of photos has no frames"),
+    "stabilise out of range": (["--style", "tiny", "--stabilise", "1"], "cam.mp4", "--stabilise: ", "under 1"),
     "palette of an exported model": (["--model", "tiny.onnx", "--palette", "1"], "photo", "--palette: ",
                                      "carries the palette it was exported with"),
     "no palette beside the weights": (["--style", "other", "--palette", "1"], "photo", "", "no palette map beside these weights"),
@@ -502,8 +543,10 @@ def test_errors_are_one_line_and_exit_1(project, tmp_path, capsys, monkeypatch, 
     make_clip(tmp_path / "cam.mp4", audio=False, seconds=0.3)
     if case == "weights of another network":
         build_transformer(NetworkConfig(res_blocks=1, width=8), 16, 16).save_weights("wide.weights.h5")
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(photo(20, 16)).save("photos/a.png")
     argv = {"photo": ["photo.png", "-o", "out.png"], "photo-no-out": ["photo.png"], "photo-to-xyz": ["photo.png", "-o", "out.xyz"],
-            None: []}.get(source, [source, "-o", "out.png"])
+            "folder": ["photos", "-o", "out.png"], None: []}.get(source, [source, "-o", "out.png"])
     assert stylize(project, *argv, *args) == 1
     captured = capsys.readouterr()
     assert captured.out == ""

@@ -1,8 +1,9 @@
 """The live filter on a desktop: a camera (or a clip standing in for one) -> style -> window.
 
-Keys in the window: n / p next / previous style, + / - strength by 0.1, s saves the
-frame as a PNG, q or Esc quits (so does closing the window). The frame rate, style and
-strength are drawn on the picture, not on the recording.
+Keys in the window: n / p next / previous style, + / - strength by 0.1, t turns the
+temporal blend against flicker (media.stabilise) on and off, s saves the frame as a
+PNG, q or Esc quits (so does closing the window). The frame rate, style, strength and
+blend are drawn on the picture, not on the recording.
 
 Without a display (no DISPLAY, or opencv-python-headless, whose OpenCV has no GUI) the
 loop runs headless: no window, the stylized frames go to the recording if one was
@@ -27,8 +28,9 @@ import numpy as np
 from tqdm import tqdm
 
 from livestyle.atomic import atomic_path
-from livestyle.convert.runtime import Runner, apply, say
+from livestyle.convert.runtime import Runner, say
 from livestyle.errors import LivestyleError
+from livestyle.media.stabilise import DEFAULT_STRENGTH, TemporalBlend, stylize_frame
 from livestyle.media.video import FfmpegWriter, fit, probe, read_frames
 
 STRENGTH_STEP = 0.1
@@ -52,6 +54,7 @@ class Source:
 class LiveState:
     style: int = 0
     strength: float = 1.0
+    stabilise: bool = False  # the temporal blend on (its strength is fixed at the start)
     quit: bool = False
 
 
@@ -155,6 +158,8 @@ def on_key(key: int, state: LiveState, n_styles: int) -> str | None:
         state.strength = round(min(1.0, state.strength + STRENGTH_STEP), 2)
     elif ch in ("-", "_"):
         state.strength = round(max(0.0, state.strength - STRENGTH_STEP), 2)
+    elif ch == "t":
+        state.stabilise = not state.stabilise
     elif ch == "s":
         return "save"
     return None
@@ -195,16 +200,20 @@ def run_live(
     record: str | os.PathLike | None = None,
     save_dir: str | os.PathLike = ".",
     max_frames: int = 0,
+    stabilise: float = 0.0,
 ) -> dict:
     """Stylize the source's frames at `size` (height, width; default: `default_size` in
     the source's orientation, each frame centre-cropped to it), show them on `display`
-    with the frame rate, record them to `record` (H.264) if given. Returns the figures."""
+    with the frame rate, record them to `record` (H.264) if given. `stabilise` > 0 starts
+    with the temporal blend on at that strength (the t key toggles it; when off at the
+    start, t turns it on at the default strength). Returns the figures."""
     frames = iter(source.frames)
     first = next(frames, None)
     if first is None:
         raise LivestyleError(source.name, "gave no frames")
     h, w = size or oriented(default_size, first)
-    state = LiveState(strength=strength)
+    state = LiveState(strength=strength, stabilise=stabilise > 0)
+    blend, blending = TemporalBlend(stabilise or DEFAULT_STRENGTH), None
     times: list[float] = []
     fps = 0.0
     with contextlib.ExitStack() as stack:
@@ -215,7 +224,10 @@ def run_live(
         try:
             for rgb in itertools.chain([first], frames):
                 runner = styles[state.style]
-                styled = apply(runner, fit(rgb, h, w), state.strength)
+                if blending != (state.style, state.stabilise):
+                    blend.reset()  # another style's strokes, or a blend just turned on: start afresh
+                    blending = (state.style, state.stabilise)
+                styled = stylize_frame(runner, fit(rgb, h, w), state.strength, blend if state.stabilise else None)
                 times.append(time.perf_counter())
                 if len(times) > 1:  # smoothed, so the figure can be read while it changes
                     now = 1 / max(times[-1] - times[-2], 1e-9)
@@ -224,7 +236,8 @@ def run_live(
                     writer.write(styled)
                 bar.update()
                 if display is not None:
-                    key = display.show(overlay(styled, f"{runner.name}  {fps:.1f} fps  strength {state.strength:.1f}"))
+                    steady = f"{blend.strength:.1f}" if state.stabilise else "off"
+                    key = display.show(overlay(styled, f"{runner.name}  {fps:.1f} fps  strength {state.strength:.1f}  stabilise {steady}"))
                     if on_key(key, state, len(styles)) == "save":
                         say(f"saved {save_frame(styled, save_dir, runner.name)}")
                 if state.quit or (max_frames and bar.n >= max_frames):
@@ -238,7 +251,7 @@ def run_live(
     rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     say(f"live: {len(times)} frames at {w}x{h}, {rate:.1f} fps" + (f", recorded to {record}" if record is not None else ""))
     return {"frames": len(times), "fps": rate, "width": w, "height": h, "strength": state.strength,
-            "style": styles.names[state.style % len(styles)]}
+            "style": styles.names[state.style % len(styles)], "stabilise": blend.strength if state.stabilise else 0.0}
 
 
 def run_camera(spec: str, styles: Styles, record: str | os.PathLike | None = None, **options) -> dict:

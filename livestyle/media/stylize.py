@@ -25,6 +25,7 @@ from livestyle.atomic import atomic_path
 from livestyle.convert.runtime import Runner, apply, resize, say
 from livestyle.errors import LivestyleError
 from livestyle.images import to_rgb
+from livestyle.media.stabilise import TemporalBlend, stylize_frame
 from livestyle.media.video import FfmpegWriter, expected_frames, ffmpeg_exe, probe, read_frames
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
@@ -192,14 +193,17 @@ def stylize_folder(runner: Runner, src: Path, out: Path, strength: float = 1.0, 
     return {"images": len(files)}
 
 
-def stylize_video(runner: Runner, src: Path, out: Path, strength: float = 1.0, max_side: int | None = None) -> dict:
-    """Every frame at the clip's size (capped at max_side) and rate, H.264, source audio kept."""
+def stylize_video(runner: Runner, src: Path, out: Path, strength: float = 1.0, max_side: int | None = None,
+                  stabilise: float = 0.0) -> dict:
+    """Every frame at the clip's size (capped at max_side) and rate, H.264, source audio kept;
+    `stabilise` > 0 blends each frame with the last (media.stabilise) against flicker."""
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise LivestyleError(out, f"a video's output must be one of {', '.join(VIDEO_SUFFIXES)} (H.264)")
     info = probe(src)
     h, w = capped_size(info.height, info.width, max_side)
     if (h, w) != (info.height, info.width):
         say(f"{src}: {info.width}x{info.height} frames scaled to {w}x{h} (--max-side {max_side})")
+    blend = TemporalBlend(stabilise) if stabilise > 0 else None
     with atomic_path(out) as tmp:
         silent = tmp.parent / "video.mp4"
         # tqdm's rate is the stylizing frame rate: frame/s
@@ -207,11 +211,12 @@ def stylize_video(runner: Runner, src: Path, out: Path, strength: float = 1.0, m
             total=expected_frames(info, None), desc=f"{runner.name} {src.name}", unit="frame", file=sys.stderr
         ) as bar:
             for frame in read_frames(src):
-                writer.write(apply(runner, resize(frame.rgb, h, w), strength))
+                writer.write(stylize_frame(runner, resize(frame.rgb, h, w), strength, blend))
                 bar.update()
         rate = bar.format_dict["n"] / max(bar.format_dict["elapsed"], 1e-9)
         mux_audio(silent, src, tmp)
-    return {"frames": writer.frames, "width": w, "height": h, "fps": float(info.fps), "render_fps": rate, "audio": has_audio(out)}
+    return {"frames": writer.frames, "width": w, "height": h, "fps": float(info.fps), "render_fps": rate, "audio": has_audio(out),
+            "stabilise": stabilise}
 
 
 def has_audio(path: Path) -> bool:
@@ -236,11 +241,15 @@ def mux_audio(video: Path, source: Path, out: Path) -> None:
     raise LivestyleError(source, f"could not mux its audio into {out.name}: {err}")
 
 
-def stylize_path(runner: Runner, src: str | Path, out: str | Path, strength: float = 1.0, max_side: int | None = None) -> str:
+def stylize_path(runner: Runner, src: str | Path, out: str | Path, strength: float = 1.0, max_side: int | None = None,
+                 stabilise: float = 0.0) -> str:
     """A photo, a folder of photos or a video into `out` (a file, or a folder for a folder;
     an existing folder for a file takes the file's name); returns a line for the user."""
     src, out = Path(src), Path(out)
     kind = source_kind(src)
+    if stabilise > 0 and kind != "video":
+        what = "a photo" if kind == "image" else "a folder of photos"
+        raise LivestyleError(src, f"--stabilise steadies each video frame against the one before: {what} has no frames to steady")
     if kind != "folder" and out.is_dir():
         out = out / (output_name(src) if kind == "image" else src.stem + ".mp4")
     if out.exists() and out.resolve() == src.resolve():
@@ -253,6 +262,7 @@ def stylize_path(runner: Runner, src: str | Path, out: str | Path, strength: flo
     if kind == "image":
         r = stylize_image(runner, src, out, strength, max_side)
         return f"wrote {out} ({r['width']}x{r['height']}{', alpha kept' if r['alpha'] else ''})"
-    r = stylize_video(runner, src, out, strength, max_side)
+    r = stylize_video(runner, src, out, strength, max_side, stabilise)
     return (f"wrote {out}: {r['frames']} frames {r['width']}x{r['height']} at {r['fps']:.4g} fps, H.264, "
-            f"{'audio kept' if r['audio'] else 'no audio'} (stylized at {r['render_fps']:.2f} frames/s)")
+            f"{'audio kept' if r['audio'] else 'no audio'}{f', stabilised {stabilise:g}' if stabilise else ''} "
+            f"(stylized at {r['render_fps']:.2f} frames/s)")
