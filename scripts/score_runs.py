@@ -60,16 +60,17 @@ from livestyle.config import STYLE_NAME, NetworkConfig, TrainConfig, load_params
 from livestyle.convert.export import load_transformer, stylizer
 from livestyle.errors import LivestyleError, run_cli
 from livestyle.images import load_rgb, save_png
+from livestyle.media import clip_filters
 from livestyle.measure.quality import FLAT_METRIC, METRICS, TEXTURE_MIN_SIDE, filter_figures, resample_short_side, score
 from livestyle.measure.quality_report import cap_side
 from livestyle.measure.sky_probes import PROBE_SIZE, probe_flat_areas
 from livestyle.model.choice import SKY_BLOBS, choose
-from livestyle.model.data import IMAGE_SUFFIXES, DataConfig, _is_heldout
+from livestyle.model.data import IMAGE_SUFFIXES, DataConfig, _builtin_image, _is_heldout
 from livestyle.model.palette import PALETTE_FILE, fit_palette, load_palette, save_palette, training_photos
 from livestyle.provenance import file_sha256
 
 FIGURES = (*METRICS, FLAT_METRIC)  # per photo and strength: texture, colour, content, flat_area
-RUN_SYNTAX = 'LABEL=WEIGHTS.h5[@{"antialias": 3}]'
+RUN_SYNTAX = clip_filters.FILTER_SYNTAX
 
 
 @dataclasses.dataclass
@@ -85,21 +86,11 @@ class Run:
 
 
 def parse_run(spec: str) -> Run:
-    """LABEL=WEIGHTS[@{network overrides as JSON}], the syntax of scripts/flicker_compare.py."""
-    label, sep, rest = spec.partition("=")
-    if not sep or not label or not rest:
-        raise LivestyleError(spec, f"expected {RUN_SYNTAX}")
+    """LABEL=WEIGHTS[@{network overrides as JSON}], the flicker scripts' syntax."""
+    label, weights, overrides = clip_filters.parse_filter(spec)
     if not STYLE_NAME.match(label):
         raise LivestyleError(spec, f"label {label!r} names a folder of OUT_DIR: use letters, digits, '_' and '-'")
-    weights, at, overrides = rest.partition("@")
-    try:
-        over = json.loads(overrides) if at else {}
-    except json.JSONDecodeError as exc:
-        raise LivestyleError(spec, f"the network overrides after '@' are not JSON ({exc.msg}): "
-                             "write them as @{\"antialias\": 3}, quoted for the shell") from None
-    if not isinstance(over, dict):
-        raise LivestyleError(spec, "the network overrides after '@' must be a JSON object, e.g. @{\"antialias\": 3}")
-    return Run(label, Path(weights), over)
+    return Run(label, weights, overrides)
 
 
 def parse_strengths(text: str) -> list[float]:
@@ -179,12 +170,11 @@ def resolve_run(run: Run, params: dict, painting_dir: str | None) -> np.ndarray:
 
 
 def skimage_photos(names: str) -> dict[str, np.ndarray]:
-    from skimage import data as skdata
-
+    """scikit-image's sample photos by name, loaded as the prepare stage loads its built-ins."""
     out = {}
     for name in filter(None, (n.strip() for n in names.split(","))):
         try:
-            image = np.asarray(getattr(skdata, name)())
+            image = np.asarray(_builtin_image(name))
         except Exception as exc:  # noqa: BLE001 - unknown name, or a data file skimage cannot fetch
             raise LivestyleError(f"--skimage {name}", f"not a scikit-image photo ({type(exc).__name__}); "
                                  "try astronaut, coffee, chelsea, rocket") from None
